@@ -1,0 +1,82 @@
+/**
+ * capabilities (GET /metadata): a CapabilityStatement generated from what this server really
+ * supports — every resource type of the definitions, each with the search parameters the
+ * registry indexes, the includes it can follow, the interactions and operations the router has.
+ */
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import { searchRegistry } from '../../search/registry.js';
+import { definitions, FHIR_VERSION } from '../definitions.js';
+import type { OperationDefinitionSummary } from '../operations.js';
+import type { RequestContext } from '../types.js';
+
+const TYPE_INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
+
+let cached: { baseUrl: string; text: string } | undefined;
+
+export function capabilityStatement(ctx: RequestContext, operations: readonly OperationDefinitionSummary[], software: { name: string; version: string }): string {
+  if (cached?.baseUrl === ctx.baseUrl) return cached.text;
+  const registry = searchRegistry();
+  const baseParams = registry.base();
+  const resources: CapabilityStatementRestResource[] = definitions().resourceTypes.map((type) => {
+    const params = [...registry.forType(type), ...baseParams].sort((a, b) => a.code.localeCompare(b.code));
+    const references = registry.forType(type).filter((p) => p.type === 'reference');
+    const revIncludes = definitions()
+      .resourceTypes.flatMap((source) =>
+        registry
+          .forType(source)
+          .filter((p) => p.type === 'reference' && (!p.targets.length || p.targets.includes(type)))
+          .map((p) => `${source}:${p.code}`),
+      )
+      .sort();
+    const typeOperations = operations.filter((o) => o.type === undefined || o.type === type);
+    return {
+      type,
+      profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+      interaction: TYPE_INTERACTIONS.map((code) => ({ code })),
+      versioning: 'versioned-update',
+      readHistory: true,
+      updateCreate: true,
+      conditionalCreate: true,
+      conditionalRead: 'full-support',
+      conditionalUpdate: true,
+      conditionalDelete: 'single',
+      referencePolicy: ['literal', 'logical'],
+      searchInclude: ['*', ...references.map((p) => `${type}:${p.code}`)],
+      searchRevInclude: revIncludes,
+      searchParam: [
+        ...params.map((p) => ({
+          name: p.code,
+          definition: p.url,
+          type: p.type,
+          ...(p.description ? { documentation: p.description.slice(0, 300) } : {}),
+        })),
+      ],
+      ...(typeOperations.length
+        ? { operation: typeOperations.map((o) => ({ name: o.name, definition: o.definition })) }
+        : {}),
+    } as CapabilityStatementRestResource;
+  });
+  const statement: CapabilityStatement = {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    publisher: 'Samplan',
+    kind: 'instance',
+    software,
+    implementation: { description: 'Samplan — shared treatment and self-treatment plans', url: ctx.baseUrl },
+    fhirVersion: FHIR_VERSION,
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    rest: [
+      {
+        mode: 'server',
+        documentation: 'Unknown search parameters are ignored unless the request says Prefer: handling=strict.',
+        resource: resources,
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
+        searchParam: baseParams.map((p) => ({ name: p.code, definition: p.url, type: p.type })),
+      },
+    ],
+  };
+  cached = { baseUrl: ctx.baseUrl, text: JSON.stringify(statement) };
+  return cached.text;
+}

@@ -1,0 +1,71 @@
+/**
+ * search-type, search-system and compartment search (https://hl7.org/fhir/R4/search.html), by GET
+ * or POST _search (form parameters are merged into the query by the HTTP layer). Answers a
+ * searchset Bundle with match and include entries, total, and self/next/previous links.
+ */
+import { executeSearch } from '../../search/execute.js';
+import { encodeCursor, parseSearch } from '../../search/parse.js';
+import type { SearchQuery } from '../../search/query.js';
+import { bundleText, type BundleEntryText, type BundleLink, fullUrl, outcomeEntry } from '../bundles.js';
+import { issue, outcome } from '../outcomes.js';
+import type { Call, Services } from '../services.js';
+import { subset } from '../subsetting.js';
+import type { FhirResponse } from '../types.js';
+
+function link(base: string, params: Array<[string, string]>): string {
+  const qs = new URLSearchParams(params).toString();
+  return qs ? `${base}?${qs}` : base;
+}
+
+export async function search(
+  _s: Services,
+  call: Call,
+  type: string | undefined,
+  options: { compartment?: string } = {},
+): Promise<FhirResponse> {
+  const { ctx, req } = call;
+  const query: SearchQuery = parseSearch(type, req.query, {
+    strict: req.preferHandling === 'strict',
+    baseUrl: ctx.baseUrl,
+    ...(options.compartment ? { compartment: options.compartment } : {}),
+  });
+  const result = await executeSearch(call.q, query);
+
+  const path = options.compartment ? `${options.compartment}/${type}` : (type ?? '');
+  const base = path ? `${ctx.baseUrl}/${path}` : ctx.baseUrl;
+  const links: BundleLink[] = [
+    { relation: 'self', url: link(base, query.cursor ? [...query.used, ['_cursor', encodeCursor(query.cursor)]] : query.used) },
+  ];
+  if (result.next) links.push({ relation: 'next', url: link(base, [...query.used, ['_cursor', encodeCursor(result.next)]]) });
+  if (result.prev) links.push({ relation: 'previous', url: link(base, [...query.used, ['_cursor', encodeCursor(result.prev)]]) });
+
+  const entries: BundleEntryText[] = [
+    ...result.matches.map((m) => ({
+      fullUrl: fullUrl(ctx.baseUrl, m.type, m.id),
+      resource: subset(m.content, query.summary, query.elements),
+      extra: { search: { mode: 'match' } },
+    })),
+    ...result.included.map((m) => ({
+      fullUrl: fullUrl(ctx.baseUrl, m.type, m.id),
+      resource: m.content,
+      extra: { search: { mode: 'include' } },
+    })),
+  ];
+  if (query.ignored.length) {
+    entries.push(
+      outcomeEntry(
+        outcome([
+          issue({
+            severity: 'warning',
+            code: 'not-supported',
+            message: `Unknown search parameters were ignored: ${query.ignored.join(', ')}`,
+          }),
+        ]),
+      ),
+    );
+  }
+  return {
+    status: 200,
+    body: bundleText('searchset', { ...(result.total !== undefined ? { total: result.total } : {}), link: links, entries }),
+  };
+}

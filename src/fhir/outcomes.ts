@@ -1,0 +1,128 @@
+/**
+ * OperationOutcome values and the one error type the engine throws. Every non-2xx answer the
+ * server gives is built here, with an HTTP status, an issue type from the FHIR value set, a human
+ * message, where it applies the element (`expression`), and a stable Samplan error code in
+ * `details.coding` that clients can program against (catalogue: docs/errors.md).
+ */
+import type { OperationOutcome, OperationOutcomeIssue } from '@medplum/fhirtypes';
+
+export const ERROR_CODE_SYSTEM = 'https://samplan.no/fhir/CodeSystem/error-code';
+
+/** Stable, documented machine-readable error codes. Never rename one that has shipped. */
+export const ErrorCode = {
+  InvalidRequest: 'INVALID_REQUEST',
+  InvalidJson: 'INVALID_JSON',
+  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  NotAcceptable: 'NOT_ACCEPTABLE',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  UnknownResourceType: 'UNKNOWN_RESOURCE_TYPE',
+  UnknownRoute: 'UNKNOWN_ROUTE',
+  MethodNotAllowed: 'METHOD_NOT_ALLOWED',
+  ValidationError: 'VALIDATION_ERROR',
+  InvalidSearch: 'INVALID_SEARCH',
+  NotFound: 'NOT_FOUND',
+  Gone: 'GONE',
+  VersionConflict: 'VERSION_CONFLICT',
+  MultipleMatches: 'MULTIPLE_MATCHES',
+  IdMismatch: 'ID_MISMATCH',
+  ReferenceNotFound: 'REFERENCE_NOT_FOUND',
+  TransactionFailed: 'TRANSACTION_FAILED',
+  NotSupported: 'NOT_SUPPORTED',
+  Conflict: 'CONFLICT',
+  Unavailable: 'SERVICE_UNAVAILABLE',
+  InternalError: 'INTERNAL_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export type IssueType = NonNullable<OperationOutcomeIssue['code']>;
+export type IssueSeverity = NonNullable<OperationOutcomeIssue['severity']>;
+
+export interface IssueInput {
+  severity?: IssueSeverity;
+  code: IssueType;
+  message: string;
+  expression?: string | string[];
+  errorCode?: ErrorCode;
+}
+
+export function issue(input: IssueInput): OperationOutcomeIssue {
+  const result: OperationOutcomeIssue = {
+    severity: input.severity ?? 'error',
+    code: input.code,
+    details: input.errorCode
+      ? { coding: [{ system: ERROR_CODE_SYSTEM, code: input.errorCode }], text: input.message }
+      : { text: input.message },
+  };
+  if (input.expression !== undefined) {
+    result.expression = Array.isArray(input.expression) ? input.expression : [input.expression];
+  }
+  return result;
+}
+
+export function outcome(issues: OperationOutcomeIssue[]): OperationOutcome {
+  return { resourceType: 'OperationOutcome', issue: issues };
+}
+
+/** An informational outcome, e.g. for `Prefer: return=OperationOutcome` and 2xx deletes. */
+export function informational(message: string): OperationOutcome {
+  return outcome([issue({ severity: 'information', code: 'informational', message })]);
+}
+
+/** The engine's error: an HTTP status and the OperationOutcome that explains it. */
+export class FhirError extends Error {
+  readonly status: number;
+  readonly outcome: OperationOutcome;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, issues: OperationOutcomeIssue | OperationOutcomeIssue[], headers: Record<string, string> = {}) {
+    const list = Array.isArray(issues) ? issues : [issues];
+    super(list[0]?.details?.text ?? 'FHIR error');
+    this.name = 'FhirError';
+    this.status = status;
+    this.outcome = outcome(list);
+    this.headers = headers;
+  }
+}
+
+const fail = (status: number, code: IssueType, errorCode: ErrorCode, message: string, expression?: string | string[]) =>
+  new FhirError(status, issue({ code, errorCode, message, ...(expression !== undefined ? { expression } : {}) }));
+
+/** Constructors for the errors the engine raises; each names its status, issue type and code. */
+export const errors = {
+  badRequest: (message: string, expression?: string | string[]) =>
+    fail(400, 'invalid', ErrorCode.InvalidRequest, message, expression),
+  invalidJson: (message: string) => fail(400, 'structure', ErrorCode.InvalidJson, message),
+  invalidSearch: (message: string) => fail(400, 'invalid', ErrorCode.InvalidSearch, message),
+  unknownType: (type: string) =>
+    fail(404, 'not-supported', ErrorCode.UnknownResourceType, `"${type}" is not a FHIR R4 resource type`),
+  unknownRoute: (message: string) => fail(404, 'not-supported', ErrorCode.UnknownRoute, message),
+  notFound: (type: string, id: string, version?: string) =>
+    fail(
+      404,
+      'not-found',
+      ErrorCode.NotFound,
+      version ? `${type}/${id} has no version ${version}` : `${type}/${id} was not found`,
+    ),
+  noMatch: (message: string) => fail(404, 'not-found', ErrorCode.NotFound, message),
+  gone: (type: string, id: string) => fail(410, 'deleted', ErrorCode.Gone, `${type}/${id} has been deleted`),
+  methodNotAllowed: (method: string, what: string) =>
+    fail(405, 'not-supported', ErrorCode.MethodNotAllowed, `${method} is not allowed on ${what}`),
+  versionConflict: (message: string) => fail(412, 'conflict', ErrorCode.VersionConflict, message),
+  multipleMatches: (message: string) => fail(412, 'multiple-matches', ErrorCode.MultipleMatches, message),
+  idMismatch: (message: string) => fail(400, 'invalid', ErrorCode.IdMismatch, message, 'id'),
+  conflict: (message: string) => fail(409, 'conflict', ErrorCode.Conflict, message),
+  notSupported: (message: string) => fail(400, 'not-supported', ErrorCode.NotSupported, message),
+  unsupportedMediaType: (message: string) => fail(415, 'not-supported', ErrorCode.UnsupportedMediaType, message),
+  notAcceptable: (message: string) => fail(406, 'not-supported', ErrorCode.NotAcceptable, message),
+  payloadTooLarge: (message: string) => fail(413, 'too-long', ErrorCode.PayloadTooLarge, message),
+  referenceNotFound: (message: string, expression?: string) =>
+    fail(404, 'not-found', ErrorCode.ReferenceNotFound, message, expression),
+  unavailable: () =>
+    new FhirError(
+      503,
+      issue({ code: 'transient', errorCode: ErrorCode.Unavailable, message: 'The service is temporarily unavailable; try again shortly' }),
+      { 'retry-after': '5' },
+    ),
+  internal: () =>
+    fail(500, 'exception', ErrorCode.InternalError, 'An unexpected error occurred; it has been logged'),
+};

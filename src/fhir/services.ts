@@ -1,0 +1,18 @@
+/** What the interactions run against: the database, the repository and the write pipeline. */
+import type { Database, Queryable } from '../store/db.js';
+import type { ResourceStore } from '../store/resources.js';
+import type { FhirRequest, RequestContext } from './types.js';
+import type { ResourceWriter } from './writer.js';
+
+export interface Services {
+  db: Database;
+  store: ResourceStore;
+  writer: ResourceWriter;
+}
+
+/** One invocation of an interaction: the request, who is asking, and the connection to use (a transaction inside Bundles). */
+export interface Call {
+  req: FhirRequest;
+  ctx: RequestContext;
+  q: Queryable;
+}

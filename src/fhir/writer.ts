@@ -1,0 +1,207 @@
+/**
+ * The one write pipeline. Every change to a resource — a single create/update/patch/delete, each
+ * entry of a batch or transaction, conditional interactions, later operations and seeding — goes
+ * through here: prepare (id, meta) → validate (R4 + declared profiles) → compute index rows →
+ * store the new version with its index rows in the caller's database transaction.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Resource } from '@medplum/fhirtypes';
+import { extractIndex } from '../search/extract.js';
+import type { Queryable } from '../store/db.js';
+import type { ResourceStore, StoredResource } from '../store/resources.js';
+import { errors, FhirError } from './outcomes.js';
+import type { RequestContext } from './types.js';
+import { hasErrors, validateResource } from './validation/validator.js';
+
+export interface WrittenVersion {
+  type: string;
+  id: string;
+  version: number;
+  lastUpdated: Date;
+  /** JSON text of the version; null for a deletion. */
+  content: string | null;
+}
+
+export interface WriteResult {
+  version: WrittenVersion;
+  /** True when the write created the resource (201), false when it changed or kept an existing one. */
+  created: boolean;
+  /** False when an update carried no change and no new version was made. */
+  changed: boolean;
+}
+
+type Method = 'POST' | 'PUT' | 'PATCH';
+
+/** `W/"3"` or `"3"` → 3; anything else is a client error. */
+export function parseETag(etag: string): number {
+  const m = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(etag);
+  if (!m) throw errors.badRequest(`If-Match must be an ETag like W/"3", got ${JSON.stringify(etag.slice(0, 40))}`);
+  return Number(m[1]);
+}
+
+/** Serialises a resource with resourceType, id and meta first, as people expect to read it. */
+export function serialize(resource: Resource): string {
+  const { resourceType, id, meta, ...rest } = resource as Resource & Record<string, unknown>;
+  return JSON.stringify({ resourceType, id, meta, ...rest });
+}
+
+/** The resource without the server-managed parts of meta, for "did anything change?" comparisons. */
+function withoutServerMeta(resource: Resource): Resource {
+  const copy = { ...resource } as Resource;
+  if (copy.meta) {
+    const { versionId: _v, lastUpdated: _l, ...meta } = copy.meta;
+    if (Object.keys(meta).length) copy.meta = meta;
+    else delete copy.meta;
+  }
+  return copy;
+}
+
+export class ResourceWriter {
+  constructor(private readonly store: ResourceStore) {}
+
+  /** Validates `resource` and throws 400 with every error issue when it is not valid R4. */
+  validate(resource: Resource): void {
+    const issues = validateResource(resource);
+    if (hasErrors(issues)) {
+      throw new FhirError(
+        400,
+        issues.filter((i) => i.severity === 'error' || i.severity === 'fatal'),
+      );
+    }
+  }
+
+  private prepare(resource: Resource, id: string, version: number, lastUpdated: Date): Resource {
+    const meta = { ...(resource.meta ?? {}), versionId: String(version), lastUpdated: lastUpdated.toISOString() };
+    const prepared = { ...resource, id, meta } as Resource;
+    this.validate(prepared);
+    return prepared;
+  }
+
+  private async write(
+    q: Queryable,
+    ctx: RequestContext,
+    resource: Resource,
+    method: Method,
+    current: StoredResource | undefined,
+  ): Promise<WriteResult | undefined> {
+    const version = (current?.version ?? 0) + 1;
+    // lastUpdated never goes backwards for a resource, even if the clock does.
+    const now = new Date(Math.max(Date.now(), (current?.lastUpdated.getTime() ?? 0) + 1));
+    const prepared = this.prepare(resource, resource.id as string, version, now);
+    const index = extractIndex(prepared, ctx.baseUrl);
+    const content = serialize(prepared);
+    const row = {
+      type: prepared.resourceType,
+      id: prepared.id as string,
+      version,
+      lastUpdated: now.toISOString(),
+      method,
+      content,
+      compartments: index.compartments,
+    };
+    if (current) {
+      if (!(await this.store.update(q, current.rid, row, index.rows))) {
+        throw errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`);
+      }
+    } else if ((await this.store.insert(q, row, index.rows)) === undefined) {
+      // Someone created the same type/id between our lock attempt and the insert.
+      return undefined;
+    }
+    return {
+      version: { type: row.type, id: row.id, version, lastUpdated: now, content },
+      created: !current || current.deleted,
+      changed: true,
+    };
+  }
+
+  /** Creates a resource with a new server-assigned id (or `id` when given, e.g. by conditional update). */
+  async create(q: Queryable, ctx: RequestContext, resource: Resource, id?: string): Promise<WriteResult> {
+    const result = await this.write(q, ctx, { ...resource, id: id ?? crypto.randomUUID() }, 'POST', undefined);
+    if (!result) throw errors.conflict(`${resource.resourceType}/${String(id)} already exists`);
+    return result;
+  }
+
+  /**
+   * Updates (or creates, with a client-chosen id) `type/id`. `next` is the new content, or a
+   * function of the current content (PATCH), applied while the row is locked so concurrent writers
+   * cannot lose each other's changes. An update that changes nothing makes no new version.
+   */
+  async update(
+    q: Queryable,
+    ctx: RequestContext,
+    type: string,
+    id: string,
+    next: Resource | ((current: Resource | undefined) => Resource),
+    options: { ifMatch?: string; method?: Method } = {},
+  ): Promise<WriteResult> {
+    // A concurrent create of the same id makes the first attempt find nothing to lock; the
+    // second attempt then sees (and locks) the committed row.
+    for (let attempt = 0; ; attempt++) {
+      const result = await this.tryUpdate(q, ctx, type, id, next, options);
+      if (result) return result;
+      if (attempt > 0) throw errors.conflict(`${type}/${id} was created by a concurrent request; retry`);
+    }
+  }
+
+  private async tryUpdate(
+    q: Queryable,
+    ctx: RequestContext,
+    type: string,
+    id: string,
+    next: Resource | ((current: Resource | undefined) => Resource),
+    options: { ifMatch?: string; method?: Method },
+  ): Promise<WriteResult | undefined> {
+    const current = await this.store.lock(q, type, id);
+    const live = current && !current.deleted ? current : undefined;
+    if (options.ifMatch !== undefined) {
+      const expected = parseETag(options.ifMatch);
+      if (!live || live.version !== expected) {
+        throw errors.versionConflict(
+          live
+            ? `Version conflict: ${type}/${id} is at version ${live.version}, not ${expected}; read it again and reapply your change`
+            : `Version conflict: ${type}/${id} does not exist, so version ${expected} cannot match`,
+        );
+      }
+    }
+    const currentResource = live?.content ? (JSON.parse(live.content) as Resource) : undefined;
+    const resource = typeof next === 'function' ? next(currentResource) : next;
+    if (resource.resourceType !== type) {
+      throw errors.badRequest(`The resource is a ${String(resource.resourceType)}, but the URL is for ${type}`, 'resourceType');
+    }
+    const candidate = { ...resource, id } as Resource;
+    if (currentResource && isDeepStrictEqual(withoutServerMeta(candidate), withoutServerMeta(currentResource))) {
+      // Still validate: an unchanged but invalid body must not be acknowledged as fine.
+      this.validate({ ...candidate, meta: currentResource.meta } as Resource);
+      return {
+        version: { type, id, version: live!.version, lastUpdated: live!.lastUpdated, content: live!.content },
+        created: false,
+        changed: false,
+      };
+    }
+    return this.write(q, ctx, candidate, options.method ?? 'PUT', current);
+  }
+
+  /**
+   * Logically deletes `type/id`: a new version without content; history stays. Deleting what does
+   * not exist (or is already deleted) succeeds without a new version, as the spec allows.
+   */
+  async delete(q: Queryable, type: string, id: string, options: { ifMatch?: string } = {}): Promise<WrittenVersion | undefined> {
+    const current = await this.store.lock(q, type, id);
+    if (options.ifMatch !== undefined) {
+      const expected = parseETag(options.ifMatch);
+      if (!current || current.deleted || current.version !== expected) {
+        throw errors.versionConflict(`Version conflict: ${type}/${id} is not at version ${expected}`);
+      }
+    }
+    if (!current || current.deleted) return undefined;
+    const version = current.version + 1;
+    const now = new Date(Math.max(Date.now(), current.lastUpdated.getTime() + 1));
+    await this.store.update(
+      q,
+      current.rid,
+      { type, id, version, lastUpdated: now.toISOString(), method: 'DELETE', content: null, compartments: [] },
+      undefined,
+    );
+    return { type, id, version, lastUpdated: now, content: null };
+  }
+}

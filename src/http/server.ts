@@ -1,0 +1,191 @@
+/**
+ * The HTTP adapter: Fastify routes that turn HTTP into FhirRequests for the engine and
+ * FhirResponses back into HTTP (status, ETag, Last-Modified, Location, content type). It owns
+ * content negotiation, body limits and parsing, request ids, and error answers for anything that
+ * fails before the engine is reached. Logs carry method, path and status — never query strings or
+ * bodies, which may hold personal data.
+ */
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { FhirEngine } from '../fhir/engine.js';
+import { parseJsonBody } from '../fhir/json.js';
+import { errors, FhirError } from '../fhir/outcomes.js';
+import type { FhirMethod, FhirRequest, FhirResponse, PreferReturn, RequestContext } from '../fhir/types.js';
+import { registerHealth } from './health.js';
+
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
+const ACCEPTABLE = /(^|,)\s*(application\/(fhir\+)?json|\*\/\*|application\/\*)\s*(;|,|$)/i;
+
+function parsePrefer(header: string | undefined): { preferReturn?: PreferReturn; preferHandling?: 'strict' | 'lenient' } {
+  const result: { preferReturn?: PreferReturn; preferHandling?: 'strict' | 'lenient' } = {};
+  for (const part of (header ?? '').split(/[,;]/)) {
+    const [k, v] = part.split('=').map((s) => s.trim().replace(/^"|"$/g, ''));
+    if (k === 'return' && (v === 'minimal' || v === 'representation' || v === 'OperationOutcome')) result.preferReturn = v;
+    if (k === 'handling' && (v === 'strict' || v === 'lenient')) result.preferHandling = v;
+  }
+  return result;
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Refuses formats other than JSON, by `_format` or the Accept header. */
+function checkFormat(req: FastifyRequest, query: URLSearchParams): void {
+  const format = query.get('_format');
+  if (format !== null) {
+    if (!/^(json|application\/(fhir\+)?json|fhir\+json)$/i.test(format.trim())) {
+      throw errors.notAcceptable(`_format=${format.slice(0, 40)} is not supported; Samplan speaks FHIR JSON only`);
+    }
+    return;
+  }
+  const accept = header(req, 'accept');
+  if (accept && !ACCEPTABLE.test(accept) && !/json/i.test(accept)) {
+    throw errors.notAcceptable('Samplan answers in FHIR JSON only (application/fhir+json); the Accept header asks for something else');
+  }
+}
+
+function send(reply: FastifyReply, res: FhirResponse, head: boolean, pretty: boolean): FastifyReply {
+  reply.code(res.status);
+  if (res.versionId) reply.header('etag', `W/"${res.versionId}"`);
+  if (res.lastModified) reply.header('last-modified', res.lastModified.toUTCString());
+  if (res.location) reply.header('location', res.location);
+  for (const [k, v] of Object.entries(res.headers ?? {})) reply.header(k, v);
+  if (res.body === undefined || head || res.status === 304 || res.status === 204) return reply.send();
+  reply.header('content-type', FHIR_JSON);
+  return reply.send(pretty ? JSON.stringify(JSON.parse(res.body), null, 2) : res.body);
+}
+
+/** Request logs with method, path (no query string: it may hold personal data), status and time. */
+class PrivacyLogController extends LogController {
+  override incomingRequest(): void {}
+  override routeNotFound(): void {}
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const details = { method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    if (error) reply.log.error({ ...details, err: error }, 'request failed');
+    else reply.log.info(details, 'request');
+  }
+}
+
+export interface ServerOptions {
+  config: Config;
+  engine: FhirEngine;
+  logger: Logger;
+  /** Readiness: false while starting or shutting down, or when the database does not answer. */
+  ready: () => Promise<boolean>;
+}
+
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const { config, engine } = options;
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimit,
+    logController: new PrivacyLogController(),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : crypto.randomUUID();
+    },
+    // Our own parsing of the raw query string keeps repeated parameters and their order.
+    routerOptions: { querystringParser: () => ({}) },
+    return503OnClosing: true,
+  });
+
+  app.addHook('onSend', (req, reply, payload, done) => {
+    reply.header('x-request-id', req.id);
+    done(null, payload);
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string' }, (req, body, done) => {
+    try {
+      const contentType = header(req, 'content-type') ?? '';
+      const version = /fhirVersion=([\d.]+)/i.exec(contentType)?.[1];
+      if (version && !version.startsWith('4.0')) {
+        throw errors.unsupportedMediaType(`fhirVersion=${version} is not supported; this server speaks FHIR R4 (4.0)`);
+      }
+      done(null, parseJsonBody(body as string, config.maxJsonDepth));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, new URLSearchParams(body as string));
+  });
+
+  app.setErrorHandler((error: FastifyError | FhirError, req, reply) => {
+    let fhir: FhirError;
+    if (error instanceof FhirError) fhir = error;
+    else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') fhir = errors.payloadTooLarge(`The request body is larger than ${config.bodyLimit} bytes`);
+    else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
+      fhir = errors.unsupportedMediaType(
+        `Content-Type ${JSON.stringify((header(req, 'content-type') ?? '(none)').slice(0, 60))} is not supported; send application/fhir+json (or application/json-patch+json for PATCH)`,
+      );
+    } else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') fhir = errors.invalidJson('The request body is empty');
+    else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) fhir = errors.badRequest(error.message);
+    else fhir = engine.asFhirError(error, { requestId: req.id, baseUrl: config.baseUrl });
+    const res: FhirResponse = { status: fhir.status, body: JSON.stringify(fhir.outcome), headers: fhir.headers };
+    return send(reply, res, req.method === 'HEAD', false);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const res = engine.failure(errors.unknownRoute(`Nothing is served at ${req.url.split('?')[0]?.slice(0, 200)}; the FHIR API is at /fhir`), {
+      requestId: req.id,
+      baseUrl: config.baseUrl,
+    });
+    return send(reply, res, req.method === 'HEAD', false);
+  });
+
+  const fhirHandler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const [rawPath, rawQuery = ''] = req.url.split('?', 2) as [string, string?];
+    const query = new URLSearchParams(rawQuery);
+    checkFormat(req, query);
+    let path: string;
+    try {
+      path = decodeURIComponent(rawPath.replace(/^\/fhir\/?/, '').replace(/\/+$/, ''));
+    } catch {
+      throw errors.badRequest('The URL path is not validly percent-encoded');
+    }
+    const pairs: Array<[string, string]> = [...query.entries()];
+    let body = req.body;
+    if (body instanceof URLSearchParams) {
+      // POST _search: form parameters count as search parameters.
+      pairs.push(...body.entries());
+      body = undefined;
+    }
+    const contentType = header(req, 'content-type') ?? '';
+    const fhirReq: FhirRequest = {
+      method: req.method as FhirMethod,
+      path,
+      query: pairs,
+      ...(body !== undefined ? { body, bodyKind: /json-patch/i.test(contentType) ? 'json-patch' : 'resource' } : {}),
+      ...parsePrefer(header(req, 'prefer')),
+    };
+    const ifMatch = header(req, 'if-match');
+    const ifNoneMatch = header(req, 'if-none-match');
+    const ifModifiedSince = header(req, 'if-modified-since');
+    const ifNoneExist = header(req, 'if-none-exist');
+    if (ifMatch !== undefined) fhirReq.ifMatch = ifMatch;
+    if (ifNoneMatch !== undefined) fhirReq.ifNoneMatch = ifNoneMatch;
+    if (ifModifiedSince !== undefined) fhirReq.ifModifiedSince = ifModifiedSince;
+    if (ifNoneExist !== undefined) fhirReq.ifNoneExist = ifNoneExist;
+    const ctx: RequestContext = { requestId: req.id, baseUrl: config.baseUrl };
+    const res = await engine.handle(fhirReq, ctx);
+    return send(reply, res, req.method === 'HEAD', query.get('_pretty') === 'true');
+  };
+
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+  app.route({ method: [...methods], url: '/fhir', handler: fhirHandler, exposeHeadRoute: false });
+  app.route({ method: [...methods], url: '/fhir/*', handler: fhirHandler, exposeHeadRoute: false });
+  registerHealth(app, options.ready);
+  return app;
+}

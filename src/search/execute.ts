@@ -1,0 +1,46 @@
+/** Runs a parsed search: one page of matches, the included resources, the total, paging cursors. */
+import type { Queryable } from '../store/db.js';
+import { findIncludes, type IncludedRow } from './include.js';
+import type { Cursor, SearchQuery } from './query.js';
+import { countQuery, pageQuery, type PageRow } from './sql.js';
+
+export interface SearchResult {
+  matches: IncludedRow[];
+  included: IncludedRow[];
+  total?: number;
+  next?: Cursor;
+  prev?: Cursor;
+}
+
+interface RawPageRow extends Omit<PageRow, 'keys'> {
+  [key: `k${number}`]: string | null;
+}
+
+function cursorAt(query: SearchQuery, row: RawPageRow, direction: Cursor['direction']): Cursor {
+  return { keys: query.sort.map((_, i) => row[`k${i}`] ?? null), rid: row.rid, direction };
+}
+
+export async function executeSearch(q: Queryable, query: SearchQuery): Promise<SearchResult> {
+  const count = async () => {
+    const c = countQuery(query);
+    return (await q.query<{ total: number }>(c.sql, c.parameters))[0]?.total ?? 0;
+  };
+  if (query.summary === 'count' || query.count === 0) {
+    return { matches: [], included: [], ...(query.total !== 'none' ? { total: await count() } : {}) };
+  }
+  const compiled = pageQuery(query);
+  let rows = await q.query<RawPageRow>(compiled.sql, compiled.parameters);
+  const more = rows.length > query.count;
+  if (more) rows = rows.slice(0, query.count);
+  const backwards = query.cursor?.direction === 'prev';
+  if (backwards) rows.reverse();
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  const result: SearchResult = { matches: rows, included: [] };
+  // Going forward, a cursor means pages lie behind us; going back, we came from a later page.
+  if (last && (backwards || more)) result.next = cursorAt(query, last, 'next');
+  if (first && (backwards ? more : !!query.cursor)) result.prev = cursorAt(query, first, 'prev');
+  if (query.total !== 'none') result.total = !query.cursor && !more ? rows.length : await count();
+  result.included = await findIncludes(q, query.includes, query.revincludes, rows);
+  return result;
+}

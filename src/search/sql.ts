@@ -1,0 +1,363 @@
+/**
+ * Turns a SearchQuery into SQL, with Kysely's `sql` template so every value is a bound parameter.
+ * Each filter is an EXISTS over one idx_* table keyed by (sp, value), so a search is answered from
+ * B-tree (or trigram) indexes, never by scanning resources. Paging is by keyset on the sort keys
+ * and rid: a page boundary does not move when rows are added or removed before it.
+ */
+import {
+  DummyDriver,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type RawBuilder,
+  sql,
+} from 'kysely';
+import { identifierSp } from './extract.js';
+import type { Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
+import type { ParamDef } from './registry.js';
+import { escapeLike, type DateRange, type NumberValue } from './values.js';
+
+type Fragment = RawBuilder<unknown>;
+
+/** Kysely used as a compiler only: our drivers execute the text it produces. */
+const compiler = new Kysely<Record<string, never>>({
+  dialect: {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  },
+});
+
+export interface CompiledQuery {
+  sql: string;
+  parameters: readonly unknown[];
+}
+
+export function compile(fragment: Fragment): CompiledQuery {
+  const c = fragment.compile(compiler);
+  return { sql: c.sql, parameters: c.parameters };
+}
+
+const TRUE = sql`TRUE`;
+const FALSE = sql`FALSE`;
+
+function and(parts: Fragment[]): Fragment {
+  if (!parts.length) return TRUE;
+  return parts.length === 1 ? (parts[0] as Fragment) : sql`(${sql.join(parts, sql` AND `)})`;
+}
+
+function or(parts: Fragment[]): Fragment {
+  if (!parts.length) return FALSE;
+  return parts.length === 1 ? (parts[0] as Fragment) : sql`(${sql.join(parts, sql` OR `)})`;
+}
+
+const col = (alias: string, column: string): Fragment => sql.ref(`${alias}.${column}`);
+
+/** The smallest string greater than every string starting with `prefix` (C collation order). */
+function prefixUpperBound(prefix: string): string {
+  return `${prefix}\u{10FFFF}`;
+}
+
+/** `column` starts with `prefix`, as a range so a B-tree serves it even in a generic plan. */
+function startsWith(column: Fragment, prefix: string): Fragment {
+  return sql`(${column} >= ${prefix} AND ${column} < ${prefixUpperBound(prefix)})`;
+}
+
+function tokenCondition(x: string, v: TokenValue): Fragment {
+  const parts: Fragment[] = [];
+  if (v.code !== undefined) parts.push(sql`${col(x, 'code')} = ${v.code}`);
+  if (v.system === null) parts.push(sql`${col(x, 'system')} IS NULL`);
+  else if (v.system !== undefined) parts.push(sql`${col(x, 'system')} = ${v.system}`);
+  return and(parts);
+}
+
+/** Range comparison for dates: stored [lo, hi) against the search value's range. */
+function dateCondition(lo: Fragment, hi: Fragment, prefix: Prefix, s: DateRange): Fragment {
+  const sLo = sql`${s.lo}::timestamptz`;
+  const sHi = sql`${s.hi}::timestamptz`;
+  switch (prefix) {
+    case 'eq':
+      return sql`(${lo} >= ${sLo} AND ${hi} <= ${sHi})`;
+    case 'ne':
+      return sql`NOT (${lo} >= ${sLo} AND ${hi} <= ${sHi})`;
+    case 'gt':
+      return sql`${hi} > ${sHi}`;
+    case 'ge':
+      return sql`${hi} > ${sLo}`;
+    case 'lt':
+      return sql`${lo} < ${sLo}`;
+    case 'le':
+      return sql`${lo} < ${sHi}`;
+    case 'sa':
+      return sql`${lo} >= ${sHi}`;
+    case 'eb':
+      return sql`${hi} <= ${sLo}`;
+    case 'ap': {
+      // Approximately: within 10 % of the distance between the value and now, at least a day.
+      const gap = Math.max(Math.abs(Date.now() - Date.parse(s.lo)) * 0.1, 86_400_000);
+      const from = new Date(Date.parse(s.lo) - gap).toISOString();
+      const to = new Date(Date.parse(s.hi) + gap).toISOString();
+      return sql`(${lo} < ${to}::timestamptz AND ${hi} > ${from}::timestamptz)`;
+    }
+  }
+}
+
+/** Comparison for numbers and quantities: stored values are points or ranges [lo, hi]. */
+function numberCondition(lo: Fragment, hi: Fragment, prefix: Prefix, n: NumberValue): Fragment {
+  const v = sql`${n.value}::numeric`;
+  switch (prefix) {
+    case 'eq':
+      return sql`(${lo} >= ${n.lo}::numeric AND ${hi} < ${n.hi}::numeric)`;
+    case 'ne':
+      return sql`NOT (${lo} >= ${n.lo}::numeric AND ${hi} < ${n.hi}::numeric)`;
+    case 'gt':
+      return sql`${hi} > ${v}`;
+    case 'ge':
+      return sql`${hi} >= ${v}`;
+    case 'lt':
+      return sql`${lo} < ${v}`;
+    case 'le':
+      return sql`${lo} <= ${v}`;
+    case 'sa':
+      return sql`${lo} > ${v}`;
+    case 'eb':
+      return sql`${hi} < ${v}`;
+    case 'ap':
+      return sql`(${lo} <= ${v} + abs(${v}) * 0.1 AND ${hi} >= ${v} - abs(${v}) * 0.1)`;
+  }
+}
+
+const TABLE: Record<ParamDef['type'], string> = {
+  token: 'idx_token',
+  string: 'idx_string',
+  date: 'idx_date',
+  number: 'idx_number',
+  quantity: 'idx_quantity',
+  reference: 'idx_reference',
+  uri: 'idx_uri',
+  composite: 'idx_composite',
+};
+
+/** The condition one value puts on an index row aliased `x`. */
+function valueCondition(f: ParamFilter, value: Value, x: string): Fragment {
+  switch (value.type) {
+    case 'token':
+      return tokenCondition(x, value.token);
+    case 'text':
+      return startsWith(col(x, 'display'), value.text);
+    case 'string':
+      if (f.modifier === 'exact') return sql`${col(x, 'exact')} = ${value.text}`;
+      if (f.modifier === 'contains') return sql`${col(x, 'norm')} LIKE ${`%${escapeLike(value.text)}%`}`;
+      return startsWith(col(x, 'norm'), value.text);
+    case 'date':
+      return dateCondition(col(x, 'lo'), col(x, 'hi'), value.prefix, value.range);
+    case 'number':
+      return numberCondition(col(x, 'lo'), col(x, 'hi'), value.prefix, value.number);
+    case 'quantity': {
+      const parts = [numberCondition(col(x, 'lo'), col(x, 'hi'), value.prefix, value.number)];
+      if (value.system) parts.push(sql`${col(x, 'system')} = ${value.system}`);
+      if (value.code) {
+        parts.push(value.system ? sql`${col(x, 'code')} = ${value.code}` : sql`(${col(x, 'code')} = ${value.code} OR ${col(x, 'unit')} = ${value.code})`);
+      }
+      return and(parts);
+    }
+    case 'reference': {
+      if (value.url !== undefined) {
+        const parts = [sql`${col(x, 'url')} = ${value.url}`];
+        if (value.version !== undefined) parts.push(sql`${col(x, 'version')} = ${value.version}`);
+        return and(parts);
+      }
+      const parts = [sql`${col(x, 'target_id')} = ${value.id}`];
+      if (value.targetType) parts.push(sql`${col(x, 'target_type')} = ${value.targetType}`);
+      return and(parts);
+    }
+    case 'uri':
+      if (f.modifier === 'below') return startsWith(col(x, 'value'), value.uri);
+      if (f.modifier === 'above') return sql`${col(x, 'value')} = ANY(${uriAncestors(value.uri)}::text[])`;
+      return sql`${col(x, 'value')} = ${value.uri}`;
+    case 'composite': {
+      const parts = [sql`${col(x, 'key')} = ${value.key}`];
+      const last = value.last;
+      if (last?.type === 'date') parts.push(dateCondition(col(x, 'dlo'), col(x, 'dhi'), last.prefix, last.range));
+      else if (last?.type === 'number') parts.push(numberCondition(col(x, 'lo'), col(x, 'hi'), last.prefix, last.number));
+      else if (last?.type === 'string') parts.push(startsWith(col(x, 'str'), last.text));
+      return and(parts);
+    }
+    case 'missing':
+      return TRUE;
+  }
+}
+
+/** "http://a/b/c" → ["http://a/b/c", "http://a/b", "http://a"]: the URIs `uri` is below. */
+function uriAncestors(uri: string): string[] {
+  const result = [uri];
+  let current = uri;
+  while (true) {
+    const slash = current.lastIndexOf('/');
+    if (slash <= current.indexOf('//') + 1 || slash < 0) break;
+    current = current.slice(0, slash);
+    result.push(current);
+  }
+  return result;
+}
+
+class FilterCompiler {
+  private n = 0;
+
+  private alias(prefix: string): string {
+    return `${prefix}${++this.n}`;
+  }
+
+  /** The SQL condition `f` puts on the resource row aliased `r`. */
+  filter(f: Filter, r: string): Fragment {
+    switch (f.kind) {
+      case 'id':
+        return f.not ? sql`NOT (${col(r, 'id')} = ANY(${f.ids}::text[]))` : sql`${col(r, 'id')} = ANY(${f.ids}::text[])`;
+      case 'lastUpdated':
+        return and(
+          f.values.map((v) => {
+            // last_updated is an instant: the range [t, t + 1 ms).
+            const lu = col(r, 'last_updated');
+            return dateCondition(lu, sql`(${lu} + interval '1 millisecond')`, v.prefix, v.range);
+          }),
+        );
+      case 'perType':
+        return or(f.byType.map(({ type, filter }) => sql`(${col(r, 'type')} = ${type} AND ${this.filter(filter, r)})`));
+      case 'chain': {
+        const x = this.alias('x');
+        const t = this.alias('r');
+        return sql`EXISTS (SELECT 1 FROM idx_reference AS ${sql.id(x)} JOIN resources AS ${sql.id(t)}
+          ON ${col(t, 'type')} = ${col(x, 'target_type')} AND ${col(t, 'id')} = ${col(x, 'target_id')}
+          WHERE ${col(x, 'rid')} = ${col(r, 'rid')} AND ${col(x, 'sp')} = ${f.param.sp}
+          AND ${col(t, 'type')} = ANY(${f.targetTypes}::text[]) AND NOT ${col(t, 'deleted')} AND ${this.filter(f.inner, t)})`;
+      }
+      case 'has': {
+        const x = this.alias('x');
+        const s = this.alias('r');
+        return sql`EXISTS (SELECT 1 FROM idx_reference AS ${sql.id(x)} JOIN resources AS ${sql.id(s)} ON ${col(s, 'rid')} = ${col(x, 'rid')}
+          WHERE ${col(x, 'sp')} = ${f.param.sp} AND ${col(x, 'target_type')} = ${col(r, 'type')} AND ${col(x, 'target_id')} = ${col(r, 'id')}
+          AND ${col(s, 'type')} = ${f.sourceType} AND NOT ${col(s, 'deleted')} AND ${this.filter(f.inner, s)})`;
+      }
+      case 'param':
+        return this.param(f, r);
+    }
+  }
+
+  private param(f: ParamFilter, r: string): Fragment {
+    const x = this.alias('x');
+    const identifier = f.modifier === 'identifier';
+    const table = identifier ? 'idx_token' : TABLE[f.param.type];
+    const sp = identifier ? identifierSp(f.param) : f.param.sp;
+    const exists = (condition: Fragment): Fragment =>
+      sql`EXISTS (SELECT 1 FROM ${sql.table(table)} AS ${sql.id(x)} WHERE ${col(x, 'rid')} = ${col(r, 'rid')} AND ${col(x, 'sp')} = ${sp} AND ${condition})`;
+    const first = f.values[0];
+    if (first?.type === 'missing') return first.missing ? sql`NOT ${exists(TRUE)}` : exists(TRUE);
+    const condition = or(f.values.map((v) => valueCondition(f, v, x)));
+    return f.modifier === 'not' ? sql`NOT ${exists(condition)}` : exists(condition);
+  }
+}
+
+/** SQL type of a sort key, for casting cursor values back. */
+function sortKeyCast(key: SortKey): string {
+  if (key.kind === 'column') return key.column === 'id' ? 'text' : 'timestamptz';
+  switch (key.param.type) {
+    case 'date':
+      return 'timestamptz';
+    case 'number':
+    case 'quantity':
+      return 'numeric';
+    default:
+      return 'text';
+  }
+}
+
+/** The value a resource sorts by: a column, or the lowest (ascending) / highest (descending) index value. */
+function sortKeyExpression(key: SortKey, r: string): Fragment {
+  if (key.kind === 'column') return col(r, key.column);
+  const p = key.param;
+  const agg = key.descending ? sql`max` : sql`min`;
+  const value: Record<ParamDef['type'], Fragment> = {
+    string: sql`norm`,
+    token: sql`code`,
+    date: key.descending ? sql`hi` : sql`lo`,
+    number: key.descending ? sql`hi` : sql`lo`,
+    quantity: key.descending ? sql`hi` : sql`lo`,
+    reference: sql`coalesce(target_type || '/' || target_id, url)`,
+    uri: sql`value`,
+    composite: sql`key`,
+  };
+  return sql`(SELECT ${agg}(${value[p.type]}) FROM ${sql.table(TABLE[p.type])} WHERE rid = ${col(r, 'rid')} AND sp = ${p.sp})`;
+}
+
+/** The WHERE conditions of a search (types, compartment, filters), on resources aliased `r`. */
+export function whereClause(query: SearchQuery, r = 'r'): Fragment {
+  const parts: Fragment[] = [sql`NOT ${col(r, 'deleted')}`];
+  if (query.types.length === 1) parts.push(sql`${col(r, 'type')} = ${query.types[0]}`);
+  else if (query.types.length > 1) parts.push(sql`${col(r, 'type')} = ANY(${query.types}::text[])`);
+  if (query.compartment) parts.push(sql`${col(r, 'compartments')} @> ARRAY[${query.compartment}]::text[]`);
+  const filters = new FilterCompiler();
+  for (const f of query.filters) parts.push(filters.filter(f, r));
+  return and(parts);
+}
+
+export interface PageRow {
+  rid: number;
+  type: string;
+  id: string;
+  content: string;
+  /** Sort key values as text, for the paging cursor. */
+  keys: Array<string | null>;
+}
+
+/**
+ * The query for one page: `count + 1` rows after (or before) the cursor, so the caller can tell
+ * whether another page follows.
+ */
+export function pageQuery(query: SearchQuery): CompiledQuery {
+  const keys = query.sort;
+  const keyColumns = keys.map((k, i) => sql`${sortKeyExpression(k, 'r')}::text AS ${sql.id(`k${i}`)}`);
+  const inner = sql`SELECT r.rid, r.type, r.id, r.content${keyColumns.length ? sql`, ${sql.join(keyColumns)}` : sql``}
+    FROM resources AS r WHERE ${whereClause(query)}`;
+  const cursor = query.cursor;
+  const backwards = cursor?.direction === 'prev';
+  const orderBy = [
+    ...keys.map((k, i) => {
+      const descending = k.descending !== backwards;
+      const typed = sql`${sql.ref(`q.k${i}`)}::${sql.raw(sortKeyCast(k))}`;
+      return descending ? sql`${typed} DESC NULLS ${sql.raw(backwards ? 'FIRST' : 'LAST')}` : sql`${typed} ASC NULLS ${sql.raw(backwards ? 'FIRST' : 'LAST')}`;
+    }),
+    backwards ? sql`q.rid DESC` : sql`q.rid ASC`,
+  ];
+  const keyset = cursor ? keysetCondition(keys, cursor) : TRUE;
+  return compile(sql`SELECT q.* FROM (${inner}) AS q WHERE ${keyset} ORDER BY ${sql.join(orderBy)} LIMIT ${query.count + 1}`);
+}
+
+/** Rows strictly after (next) or before (prev) the cursor row in the sort order, NULLs last. */
+function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
+  const forward = cursor.direction === 'next';
+  const alternatives: Fragment[] = [];
+  const equalSoFar: Fragment[] = [];
+  keys.forEach((k, i) => {
+    const value = cursor.keys[i] ?? null;
+    const cast = sql.raw(sortKeyCast(k));
+    const column = sql`${sql.ref(`q.k${i}`)}::${cast}`;
+    const param = sql`${value}::${cast}`;
+    let beyond: Fragment;
+    if (value === null) beyond = forward ? FALSE : sql`${column} IS NOT NULL`;
+    else {
+      const greater = k.descending ? !forward : forward;
+      const cmp = greater ? sql`${column} > ${param}` : sql`${column} < ${param}`;
+      beyond = forward ? sql`(${cmp} OR ${column} IS NULL)` : cmp;
+    }
+    alternatives.push(and([...equalSoFar, beyond]));
+    equalSoFar.push(sql`${column} IS NOT DISTINCT FROM ${param}`);
+  });
+  alternatives.push(and([...equalSoFar, forward ? sql`q.rid > ${cursor.rid}` : sql`q.rid < ${cursor.rid}`]));
+  return or(alternatives);
+}
+
+export function countQuery(query: SearchQuery): CompiledQuery {
+  return compile(sql`SELECT count(*)::int AS total FROM resources AS r WHERE ${whereClause(query)}`);
+}

@@ -1,0 +1,143 @@
+/**
+ * The schema, as an ordered list of migrations. Each runs once, in its own transaction, on
+ * PGlite and on a PostgreSQL server alike. Never edit a migration that has shipped: add one.
+ *
+ * Layout (see README "Storage and index design"):
+ * - `resources`: the current version of every resource, one row per (type, id), with the JSON text
+ *   served as is. `rid` is the internal key every index row points at.
+ * - `resource_versions`: every version ever written (history, vread), a NULL content for deletions.
+ * - `idx_*`: one table per search parameter type. `sp` is a stable 32-bit hash of
+ *   "<ResourceType>.<code>" (see search/registry.ts), so one B-tree serves every parameter of a type.
+ *   Index rows are rewritten in the same transaction as the version they describe.
+ */
+export interface Migration {
+  id: string;
+  sql: string;
+}
+
+export const migrations: Migration[] = [
+  {
+    id: '001-resources-and-search-indexes',
+    sql: `
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE TABLE resources (
+  rid          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  type         text COLLATE "C" NOT NULL,
+  id           text COLLATE "C" NOT NULL,
+  version      integer NOT NULL,
+  last_updated timestamptz NOT NULL,
+  deleted      boolean NOT NULL DEFAULT false,
+  content      text,
+  compartments text[] COLLATE "C" NOT NULL DEFAULT '{}',
+  CONSTRAINT resources_type_id UNIQUE (type, id)
+);
+CREATE INDEX resources_type_rid ON resources (type, rid) WHERE NOT deleted;
+CREATE INDEX resources_type_updated ON resources (type, last_updated, rid) WHERE NOT deleted;
+CREATE INDEX resources_compartments ON resources USING gin (compartments) WHERE NOT deleted;
+
+CREATE TABLE resource_versions (
+  rid          bigint NOT NULL,
+  version      integer NOT NULL,
+  type         text COLLATE "C" NOT NULL,
+  id           text COLLATE "C" NOT NULL,
+  last_updated timestamptz NOT NULL,
+  method       text COLLATE "C" NOT NULL,
+  content      text,
+  PRIMARY KEY (rid, version)
+);
+CREATE INDEX resource_versions_type_updated ON resource_versions (type, last_updated);
+CREATE INDEX resource_versions_updated ON resource_versions (last_updated);
+
+CREATE TABLE idx_token (
+  rid     bigint NOT NULL,
+  sp      integer NOT NULL,
+  system  text COLLATE "C",
+  code    text COLLATE "C",
+  display text COLLATE "C"
+);
+CREATE INDEX idx_token_code ON idx_token (sp, code, system, rid);
+CREATE INDEX idx_token_system ON idx_token (sp, system, rid);
+CREATE INDEX idx_token_display ON idx_token (sp, display, rid) WHERE display IS NOT NULL;
+CREATE INDEX idx_token_rid ON idx_token (rid, sp);
+
+CREATE TABLE idx_string (
+  rid   bigint NOT NULL,
+  sp    integer NOT NULL,
+  norm  text COLLATE "C" NOT NULL,
+  exact text COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_string_norm ON idx_string (sp, norm, rid);
+CREATE INDEX idx_string_exact ON idx_string (sp, exact, rid);
+CREATE INDEX idx_string_trgm ON idx_string USING gin (norm gin_trgm_ops);
+CREATE INDEX idx_string_rid ON idx_string (rid, sp);
+
+CREATE TABLE idx_date (
+  rid bigint NOT NULL,
+  sp  integer NOT NULL,
+  lo  timestamptz NOT NULL,
+  hi  timestamptz NOT NULL
+);
+CREATE INDEX idx_date_lo ON idx_date (sp, lo, hi, rid);
+CREATE INDEX idx_date_hi ON idx_date (sp, hi, rid);
+CREATE INDEX idx_date_rid ON idx_date (rid, sp);
+
+CREATE TABLE idx_number (
+  rid bigint NOT NULL,
+  sp  integer NOT NULL,
+  lo  numeric NOT NULL,
+  hi  numeric NOT NULL
+);
+CREATE INDEX idx_number_lo ON idx_number (sp, lo, hi, rid);
+CREATE INDEX idx_number_hi ON idx_number (sp, hi, rid);
+CREATE INDEX idx_number_rid ON idx_number (rid, sp);
+
+CREATE TABLE idx_quantity (
+  rid    bigint NOT NULL,
+  sp     integer NOT NULL,
+  system text COLLATE "C",
+  code   text COLLATE "C",
+  unit   text COLLATE "C",
+  lo     numeric NOT NULL,
+  hi     numeric NOT NULL
+);
+CREATE INDEX idx_quantity_lo ON idx_quantity (sp, lo, hi, rid);
+CREATE INDEX idx_quantity_hi ON idx_quantity (sp, hi, rid);
+CREATE INDEX idx_quantity_rid ON idx_quantity (rid, sp);
+
+CREATE TABLE idx_reference (
+  rid         bigint NOT NULL,
+  sp          integer NOT NULL,
+  target_type text COLLATE "C",
+  target_id   text COLLATE "C",
+  url         text COLLATE "C",
+  version     text COLLATE "C"
+);
+CREATE INDEX idx_reference_target ON idx_reference (sp, target_id, target_type, rid);
+CREATE INDEX idx_reference_any ON idx_reference (target_id, target_type);
+CREATE INDEX idx_reference_url ON idx_reference (sp, url, rid) WHERE url IS NOT NULL;
+CREATE INDEX idx_reference_rid ON idx_reference (rid, sp);
+
+CREATE TABLE idx_uri (
+  rid   bigint NOT NULL,
+  sp    integer NOT NULL,
+  value text COLLATE "C" NOT NULL
+);
+CREATE INDEX idx_uri_value ON idx_uri (sp, value, rid);
+CREATE INDEX idx_uri_rid ON idx_uri (rid, sp);
+
+CREATE TABLE idx_composite (
+  rid  bigint NOT NULL,
+  sp   integer NOT NULL,
+  key  text COLLATE "C" NOT NULL,
+  lo   numeric,
+  hi   numeric,
+  dlo  timestamptz,
+  dhi  timestamptz,
+  str  text COLLATE "C"
+);
+CREATE INDEX idx_composite_key ON idx_composite (sp, key, rid);
+CREATE INDEX idx_composite_rid ON idx_composite (rid, sp);
+`,
+  },
+];

@@ -1,0 +1,45 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite, types } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
+import type { Database, Transaction } from './db.js';
+
+export interface PgliteOptions {
+  /** Directory for the data files; `undefined` keeps the database in memory. */
+  dataDir?: string;
+  /** A data directory dump (from `dumpDataDir`) to start from, used by tests to skip initdb. */
+  loadDataDir?: Blob | File;
+}
+
+/** Embedded PostgreSQL (WASM). One connection: queries and transactions are serialised by PGlite. */
+export async function openPglite(options: PgliteOptions = {}): Promise<Database & { dump(): Promise<Blob> }> {
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const pg = new PGlite({
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+    extensions: { pg_trgm },
+    parsers: { [types.INT8]: (v: string) => Number(v) },
+  });
+  await pg.waitReady;
+  return {
+    kind: 'pglite',
+    async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
+      const result = await pg.query<R>(text, params as unknown[] | undefined);
+      return result.rows;
+    },
+    transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      return pg.transaction(async (t) => {
+        const tx: Transaction = {
+          inTransaction: true,
+          async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
+            return (await t.query<R>(text, params as unknown[] | undefined)).rows;
+          },
+        };
+        return fn(tx);
+      });
+    },
+    async close(): Promise<void> {
+      await pg.close();
+    },
+    dump: () => pg.dumpDataDir('none'),
+  };
+}

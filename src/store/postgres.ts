@@ -1,0 +1,65 @@
+import postgres from 'postgres';
+import { DatabaseUnavailableError, sqlState, type Database, type Transaction } from './db.js';
+
+export interface PostgresOptions {
+  max?: number;
+  /** Seconds to wait for a connection before giving up (fail fast during an outage). */
+  connectTimeout?: number;
+}
+
+const connectionErrors = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', 'ENOTFOUND']);
+
+function translate(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && connectionErrors.has(code)) return new DatabaseUnavailableError(err);
+  // 57P01..57P03: admin shutdown, crash shutdown, cannot connect now; 08xxx: connection exceptions.
+  const state = sqlState(err);
+  if (state && (state.startsWith('08') || state.startsWith('57P'))) return new DatabaseUnavailableError(err);
+  return err;
+}
+
+/** A pool of connections to a PostgreSQL server. */
+export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Database> {
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    connect_timeout: options.connectTimeout ?? 5,
+    idle_timeout: 60,
+    onnotice: () => undefined,
+    types: {
+      bigint: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) },
+      // Strings pass through untouched so PostgreSQL's own 'infinity' and '-infinity' reach it.
+      date: {
+        to: 1184,
+        from: [1082, 1114, 1184],
+        serialize: (v: Date | string) => (v instanceof Date ? v.toISOString() : v),
+        parse: (v: string) => new Date(v),
+      },
+    },
+  });
+  const run = async <R>(q: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[]): Promise<R[]> => {
+    try {
+      return (await q.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true })) as unknown as R[];
+    } catch (err) {
+      throw translate(err);
+    }
+  };
+  // Fail at start-up rather than on the first request when the server is unreachable.
+  await run(sql, 'SELECT 1');
+  return {
+    kind: 'postgres',
+    query: <R>(text: string, params?: readonly unknown[]) => run<R>(sql, text, params),
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      try {
+        return (await sql.begin(async (t) => {
+          const tx: Transaction = { inTransaction: true, query: <R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params) };
+          return fn(tx);
+        })) as T;
+      } catch (err) {
+        throw translate(err);
+      }
+    },
+    async close(): Promise<void> {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,210 @@
+/**
+ * The versioned resource repository: the SQL for reading, writing and listing versions of
+ * resources. It knows tables and rows, not FHIR rules: callers (the write pipeline and the
+ * interactions) decide what to write; every write here is a single statement, so a version, its
+ * history row and its index rows land together or not at all.
+ */
+import type { IndexRows } from '../search/extract.js';
+import type { Queryable } from './db.js';
+
+export interface StoredResource {
+  rid: number;
+  type: string;
+  id: string;
+  version: number;
+  lastUpdated: Date;
+  deleted: boolean;
+  /** JSON text of the current version; null when deleted. */
+  content: string | null;
+}
+
+export interface VersionRow {
+  rid: number;
+  type: string;
+  id: string;
+  version: number;
+  lastUpdated: Date;
+  method: string;
+  content: string | null;
+}
+
+export interface NewVersion {
+  type: string;
+  id: string;
+  version: number;
+  lastUpdated: string;
+  method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  content: string | null;
+  compartments: string[];
+}
+
+const RESOURCE_COLUMNS = 'rid, type, id, version, last_updated AS "lastUpdated", deleted, content';
+
+/** Column lists and array casts of the index tables, in the order IndexRows holds their values. */
+const INDEX_TABLES: ReadonlyArray<{ key: keyof IndexRows; table: string; columns: string[]; casts: string[] }> = [
+  { key: 'token', table: 'idx_token', columns: ['sp', 'system', 'code', 'display'], casts: ['int4', 'text', 'text', 'text'] },
+  { key: 'string', table: 'idx_string', columns: ['sp', 'norm', 'exact'], casts: ['int4', 'text', 'text'] },
+  { key: 'date', table: 'idx_date', columns: ['sp', 'lo', 'hi'], casts: ['int4', 'timestamptz', 'timestamptz'] },
+  { key: 'number', table: 'idx_number', columns: ['sp', 'lo', 'hi'], casts: ['int4', 'numeric', 'numeric'] },
+  {
+    key: 'quantity',
+    table: 'idx_quantity',
+    columns: ['sp', 'system', 'code', 'unit', 'lo', 'hi'],
+    casts: ['int4', 'text', 'text', 'text', 'numeric', 'numeric'],
+  },
+  {
+    key: 'reference',
+    table: 'idx_reference',
+    columns: ['sp', 'target_type', 'target_id', 'url', 'version'],
+    casts: ['int4', 'text', 'text', 'text', 'text'],
+  },
+  { key: 'uri', table: 'idx_uri', columns: ['sp', 'value'], casts: ['int4', 'text'] },
+  {
+    key: 'composite',
+    table: 'idx_composite',
+    columns: ['sp', 'key', 'lo', 'hi', 'dlo', 'dhi', 'str'],
+    casts: ['int4', 'text', 'numeric', 'numeric', 'timestamptz', 'timestamptz', 'text'],
+  },
+];
+
+export const INDEX_TABLE_NAMES = INDEX_TABLES.map((t) => t.table);
+
+/** CTEs inserting every index row for the rid produced by CTE `source`; parameters from `$first`. */
+function indexInsertCtes(source: string, first: number): { sql: string; next: number } {
+  let n = first;
+  const ctes = INDEX_TABLES.map(({ table, columns, casts }) => {
+    const arrays = casts.map((c) => `$${n++}::${c}[]`).join(', ');
+    return `i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')}) SELECT ${source}.rid, u.* FROM ${source}, unnest(${arrays}) AS u)`;
+  });
+  return { sql: ctes.join(',\n'), next: n };
+}
+
+function indexParams(rows: IndexRows | undefined): unknown[][] {
+  return INDEX_TABLES.flatMap(({ key, columns }) => {
+    const list = (rows?.[key] ?? []) as unknown[][];
+    return columns.map((_, i) => list.map((row) => row[i]));
+  });
+}
+
+const DELETE_INDEX_CTES = INDEX_TABLES.map(({ table }) => `d_${table} AS (DELETE FROM ${table} WHERE rid = $1)`).join(',\n');
+
+const INSERT_SQL = (() => {
+  const idx = indexInsertCtes('r', 8);
+  return `WITH r AS (
+  INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments)
+  VALUES ($1, $2, $3, $4, $5, $6, $7::text[])
+  ON CONFLICT (type, id) DO NOTHING
+  RETURNING rid
+),
+v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
+  SELECT r.rid, $3, $1, $2, $4, $${idx.next}, $6 FROM r),
+${idx.sql}
+SELECT rid FROM r`;
+})();
+
+const UPDATE_SQL = (() => {
+  const idx = indexInsertCtes('r', 9);
+  return `WITH ${DELETE_INDEX_CTES},
+r AS (
+  UPDATE resources SET version = $4, last_updated = $5, deleted = $6, content = $7, compartments = $8::text[]
+  WHERE rid = $1 AND version = $4::int - 1 RETURNING rid
+),
+v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
+  SELECT r.rid, $4, $2, $3, $5, $${idx.next}, $7 FROM r),
+${idx.sql}
+SELECT rid FROM r`;
+})();
+
+export class ResourceStore {
+  /** The current version (or deletion marker) of a resource. */
+  async read(q: Queryable, type: string, id: string): Promise<StoredResource | undefined> {
+    const rows = await q.query<StoredResource>(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2`, [type, id]);
+    return rows[0];
+  }
+
+  /** Like read, but locks the row until the transaction ends, so concurrent writers queue. */
+  async lock(q: Queryable, type: string, id: string): Promise<StoredResource | undefined> {
+    const rows = await q.query<StoredResource>(
+      `SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`,
+      [type, id],
+    );
+    return rows[0];
+  }
+
+  async readVersion(q: Queryable, type: string, id: string, version: number): Promise<VersionRow | undefined> {
+    const rows = await q.query<VersionRow>(
+      `SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
+       FROM resources r JOIN resource_versions v ON v.rid = r.rid
+       WHERE r.type = $1 AND r.id = $2 AND v.version = $3`,
+      [type, id, version],
+    );
+    return rows[0];
+  }
+
+  /** Inserts version 1 (or the first version under a client id). Returns undefined if (type, id) exists. */
+  async insert(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<number | undefined> {
+    const rows = await q.query<{ rid: number }>(INSERT_SQL, [
+      v.type,
+      v.id,
+      v.version,
+      v.lastUpdated,
+      v.content === null,
+      v.content,
+      v.compartments,
+      ...indexParams(index),
+      v.method,
+    ]);
+    return rows[0]?.rid;
+  }
+
+  /** Writes a new current version of an existing (locked) resource and replaces its index rows. */
+  async update(q: Queryable, rid: number, v: NewVersion, index: IndexRows | undefined): Promise<boolean> {
+    const rows = await q.query(UPDATE_SQL, [
+      rid,
+      v.type,
+      v.id,
+      v.version,
+      v.lastUpdated,
+      v.content === null,
+      v.content,
+      v.compartments,
+      ...indexParams(index),
+      v.method,
+    ]);
+    return rows.length === 1;
+  }
+
+  /**
+   * Versions newest first: of one resource (`rid`), of one type, or of everything. Paged by a
+   * keyset (`before`: the last row of the previous page), so pages stay stable while writes go on.
+   */
+  async history(
+    q: Queryable,
+    scope: { rid?: number; type?: string },
+    options: { since?: string; count: number; before?: HistoryCursor },
+  ): Promise<VersionRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (scope.rid !== undefined) where.push(`rid = ${p(scope.rid)}`);
+    if (scope.type !== undefined) where.push(`type = ${p(scope.type)}`);
+    if (options.since) where.push(`last_updated >= ${p(options.since)}::timestamptz`);
+    if (options.before) {
+      const b = options.before;
+      where.push(`(last_updated, rid, version) < (${p(b.lastUpdated)}::timestamptz, ${p(b.rid)}::bigint, ${p(b.version)}::int)`);
+    }
+    const sql = `SELECT rid, type, id, version, last_updated AS "lastUpdated", method, content
+      FROM resource_versions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY last_updated DESC, rid DESC, version DESC LIMIT ${p(options.count)}`;
+    return q.query<VersionRow>(sql, params);
+  }
+}
+
+export interface HistoryCursor {
+  lastUpdated: string;
+  rid: number;
+  version: number;
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { dateRange, escapeLike, normalizeString, parseNumber } from '../../src/search/values.js';
+
+describe('dateRange', () => {
+  it.each([
+    ['2024', '2024-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z'],
+    ['2024-02', '2024-02-01T00:00:00.000Z', '2024-03-01T00:00:00.000Z'],
+    ['2024-02-29', '2024-02-29T00:00:00.000Z', '2024-03-01T00:00:00.000Z'],
+    ['2024-03-05T10:00:00Z', '2024-03-05T10:00:00.000Z', '2024-03-05T10:00:01.000Z'],
+    ['2024-03-05T10:00:00+01:00', '2024-03-05T09:00:00.000Z', '2024-03-05T09:00:01.000Z'],
+    ['2024-03-05T10:00:00.250Z', '2024-03-05T10:00:00.250Z', '2024-03-05T10:00:00.251Z'],
+    ['2024-03-05T10:00', '2024-03-05T10:00:00.000Z', '2024-03-05T10:01:00.000Z'],
+  ])('%s covers [%s, %s)', (value, lo, hi) => {
+    expect(dateRange(value)).toEqual({ lo, hi });
+  });
+
+  it.each(['2023-02-29', '2024-13', '2024-00-10', 'yesterday', '2024-1-1', '24', '2024-03-05T25:00:00Z', ''])('rejects %s', (v) => {
+    expect(dateRange(v)).toBeUndefined();
+  });
+});
+
+describe('parseNumber', () => {
+  it.each([
+    ['100', '100', '99.5', '100.5'],
+    ['100.0', '100.0', '99.95', '100.05'],
+    ['0.5', '0.5', '0.45', '0.55'],
+    ['-3', '-3', '-3.5', '-2.5'],
+    ['1e2', '100', '50', '150'],
+    ['1.5e-3', '0.0015', '0.00145', '0.00155'],
+  ])('%s has value %s and range [%s, %s)', (text, value, lo, hi) => {
+    expect(parseNumber(text)).toEqual({ value, lo, hi });
+  });
+
+  it.each(['abc', '1,5', '', '--1', '1e', 'NaN', '1e99999'])('rejects %s', (v) => expect(parseNumber(v)).toBeUndefined());
+});
+
+describe('string normalisation', () => {
+  it('ignores case, accents and extra spaces', () => {
+    expect(normalizeString('  Åse   BJØRNSTAD  ')).toBe('ase bjornstad');
+    expect(normalizeString('Tromsø Ærlig')).toBe('tromso aerlig');
+    expect(normalizeString('Müller')).toBe('muller');
+  });
+  it('escapes LIKE wildcards', () => {
+    expect(escapeLike('50%_a\\b')).toBe('50\\%\\_a\\\\b');
+  });
+});

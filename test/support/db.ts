@@ -1,0 +1,47 @@
+/**
+ * A fresh, migrated database per test file: embedded PGlite by default, or, when DATABASE_URL is
+ * set (as .ci/run does), a new database created on that PostgreSQL server and dropped afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import type { Database } from '../../src/store/db.js';
+import { migrate } from '../../src/store/migrate.js';
+import { openPglite } from '../../src/store/pglite.js';
+import { openPostgres } from '../../src/store/postgres.js';
+
+export interface TestDatabase {
+  db: Database;
+  /** Connection URL when running on a PostgreSQL server (for tests that start a second instance). */
+  url?: string;
+  drop(): Promise<void>;
+}
+
+export const onServer = !!process.env.DATABASE_URL;
+
+export async function openTestDatabase(): Promise<TestDatabase> {
+  const serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) {
+    const template = inject('pgliteTemplate');
+    const db = await openPglite(template ? { loadDataDir: new Blob([readFileSync(template)]) } : {});
+    await migrate(db);
+    return { db, drop: () => db.close() };
+  }
+  const name = `samplan_test_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => undefined });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const db = await openPostgres(url.toString());
+  await migrate(db);
+  return {
+    db,
+    url: url.toString(),
+    async drop() {
+      await db.close();
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
