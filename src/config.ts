@@ -18,8 +18,8 @@ export interface Config {
   allowedExtensionDomains: string[];
 }
 
-function int(name: string, fallback: number): number {
-  const raw = process.env[name];
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
@@ -27,7 +27,7 @@ function int(name: string, fallback: number): number {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const port = int('PORT', 8080);
+  const port = int(env, 'PORT', 8080);
   const host = env.HOST || '0.0.0.0';
   const publicHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const baseUrl = (env.BASE_URL || `http://${publicHost}:${port}/fhir`).replace(/\/+$/, '');
@@ -38,8 +38,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(env.DATA_DIR || 'data'),
     logLevel: env.LOG_LEVEL || 'info',
-    bodyLimit: int('BODY_LIMIT', 16 * 1024 * 1024),
-    maxJsonDepth: int('MAX_JSON_DEPTH', 64),
+    bodyLimit: int(env, 'BODY_LIMIT', 16 * 1024 * 1024),
+    maxJsonDepth: int(env, 'MAX_JSON_DEPTH', 64),
     allowedExtensionDomains: (env.ALLOWED_EXTENSION_DOMAINS || '')
       .split(',')
       .map((s) => s.trim())

@@ -98,6 +98,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // Our own parsing of the raw query string keeps repeated parameters and their order.
     routerOptions: { querystringParser: () => ({}) },
     return503OnClosing: true,
+    // Errors Fastify raises before routing (e.g. a malformed URL) get an OperationOutcome too.
+    frameworkErrors: (error, _req, reply: FastifyReply) => {
+      const fhir =
+        error.code === 'FST_ERR_BAD_URL'
+          ? errors.badRequest('The URL is not validly percent-encoded')
+          : errors.badRequest(`The request could not be understood: ${error.message}`);
+      void reply.code(fhir.status).header('content-type', FHIR_JSON).send(JSON.stringify(fhir.outcome));
+    },
   });
 
   app.addHook('onSend', (req, reply, payload, done) => {
@@ -153,7 +161,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     try {
       path = decodeURIComponent(rawPath.replace(/^\/fhir\/?/, '').replace(/\/+$/, ''));
     } catch {
-      throw errors.badRequest('The URL path is not validly percent-encoded');
+      throw errors.badRequest('The URL is not validly percent-encoded');
     }
     const pairs: Array<[string, string]> = [...query.entries()];
     let body = req.body;

@@ -19,7 +19,7 @@ export function bindingsVisitor(issues: Issues, profileBindings: ReadonlyMap<str
       const base = node.property?.requiredValueSet;
       if (base) checkCodedValue(node.value, node.type, base, node.path, issues);
       if (profileBindings.size && node.resource.parent === undefined) {
-        const extra = profileBindings.get(node.rootedPath) ?? profileBindings.get(node.property?.elementPath ?? '');
+        const extra = profileBindings.get(node.rootedPath);
         if (extra && extra !== base) checkCodedValue(node.value, node.type, extra, node.path, issues);
       }
     },

@@ -66,7 +66,7 @@ export function checkNarrative(xhtml: string, path: string, issues: Issues): voi
 
   const parser = new SaxesParser({ xmlns: true, position: true });
   parser.on('error', (err) => {
-    syntaxError ??= err.message.replace(/^undefined:/, '').trim();
+    syntaxError ??= err.message; // "line:column: message"; parsing goes on after it
   });
   parser.on('doctype', () => problems.add('a DOCTYPE declaration'));
   parser.on('processinginstruction', (pi) => problems.add(`a processing instruction <?${pi.target}?>`));
@@ -106,6 +106,7 @@ export function checkNarrative(xhtml: string, path: string, issues: Issues): voi
   try {
     parser.write(xhtml).close();
   } catch (err) {
+    // saxes reports through the handler above; this only keeps validateResource from ever throwing
     syntaxError ??= err instanceof Error ? err.message : String(err);
   }
 

@@ -15,6 +15,7 @@ export interface PropertyInfo {
   /** ElementDefinition path, e.g. `HumanName.family` or `Observation.value[x]`. */
   readonly elementPath: string;
   readonly isPrimitive: boolean;
+  readonly isArray: boolean;
   /** Canonical URL (no version) of the ValueSet when the binding is `required` on a coded type. */
   readonly requiredValueSet?: string;
   /** Keys of the invariants stated on the element itself (Medplum evaluates those). */
@@ -66,6 +67,7 @@ function buildTypeIndex(type: string): TypeIndex | null {
         type: t.code,
         elementPath: element.path,
         isPrimitive: isPrimitiveType(t.code),
+        isArray: element.isArray === true,
         constraintKeys,
         ...(valueSet && CODED_TYPES.has(t.code) ? { requiredValueSet: valueSet } : {}),
       };

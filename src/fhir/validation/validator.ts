@@ -1,7 +1,8 @@
 /**
  * Resource validation for writes and `$validate`: Medplum's structural validator plus Samplan's
- * checks (required bindings, extensions, narrative, markup in text, ids, contained resources),
- * against the base R4 type and any registered profiles the caller or the resource names.
+ * checks (required bindings, extensions, narrative, markup in text, ids, contained resources,
+ * the invariants Medplum skips), against the base R4 type and any registered profiles the caller
+ * or the resource names. The first call loads the R4 definitions and terminology (a second or so).
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { definitions } from '../definitions.js';

@@ -11,14 +11,14 @@ import { unversioned } from './schema.js';
 /** system → codes. */
 export type Expansion = ReadonlyMap<string, ReadonlySet<string>>;
 
+/** Cached expansions; null marks a ValueSet that cannot be expanded (or is being expanded: an import cycle). */
 const expansions = new Map<string, Expansion | null>();
-const IN_PROGRESS = null;
 
 /** The codes of a ValueSet (canonical, version ignored), or undefined if it cannot be fully expanded. */
 export function expandValueSet(canonical: string): Expansion | undefined {
   const url = unversioned(canonical);
-  if (expansions.has(url)) return expansions.get(url) ?? undefined; // also breaks import cycles
-  expansions.set(url, IN_PROGRESS);
+  if (expansions.has(url)) return expansions.get(url) ?? undefined;
+  expansions.set(url, null);
   const vs = definitions().valueSets.get(url);
   const result = vs ? expand(vs) : undefined;
   expansions.set(url, result ?? null);

@@ -5,8 +5,10 @@
  * per-write cost to a single pass.
  *
  * Paths are FHIRPath-like with array indexes and JSON property names (`Observation.valueQuantity`),
- * so that they point at exactly the JSON the client sent. Unknown properties and wrong JSON types
- * are skipped here: Medplum's structural validation reports those.
+ * so that they point at exactly the JSON the client sent. Unknown properties, cardinality and
+ * primitive formats are left to Medplum's structural validation; values of the wrong JSON shape
+ * (a string for a HumanName, a contained resource of unknown type) are reported here, because
+ * Medplum reports them confusingly or stops validating altogether.
  */
 import { definitions } from '../definitions.js';
 import { validationIssue, type Issues } from './issues.js';
@@ -22,7 +24,7 @@ export interface Node {
   readonly elementPath: string;
   /** Definition path from the enclosing resource (`Patient.name.family`). */
   readonly rootedPath: string;
-  /** The element this value sits in; undefined for resources. */
+  /** The element this value sits in; undefined for the root resource. */
   readonly property?: PropertyInfo;
   /** The element holding this one; for extensions, the element they extend. */
   readonly parent?: Node;
@@ -104,7 +106,12 @@ class Walker {
       const value = obj[key];
       const path = `${node.path}.${name}`;
       const rootedPath = `${node.rootedPath}.${property.name}`;
-      if (Array.isArray(value)) {
+      if (primitiveExtension && Array.isArray(value) !== property.isArray) {
+        // Medplum checks this for `field` but not for `_field` (and fails on it)
+        this.wrongShape(value, path, property.isArray ? `an array for _${name}, as ${name} repeats` : `a JSON object for _${name}`);
+      } else if (Array.isArray(value)) {
+        // FHIR JSON never has empty arrays: an absent element is left out, not written as [].
+        if (value.length === 0) this.wrongShape(value, path, `at least one value for ${name} (leave an empty element out)`);
         for (let i = 0; i < value.length; i++) {
           this.visitValue(value[i], `${path}[${i}]`, rootedPath, property, node, primitiveExtension);
         }
@@ -167,5 +174,6 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function describe(value: unknown): string {
+  if (Array.isArray(value) && value.length === 0) return 'an empty array';
   return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
