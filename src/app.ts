@@ -10,6 +10,7 @@ import { definitions } from './fhir/definitions.js';
 import { FhirEngine } from './fhir/engine.js';
 import { validateOperation } from './fhir/interactions/validate.js';
 import { setAllowedExtensionDomains } from './fhir/validation/extensions.js';
+import { validateResource } from './fhir/validation/validator.js';
 import { ResourceWriter } from './fhir/writer.js';
 import { buildServer } from './http/server.js';
 import { searchRegistry } from './search/registry.js';
@@ -30,6 +31,8 @@ export async function createApp(config: Config, logger: Logger, options: { db?: 
   definitions();
   searchRegistry();
   setAllowedExtensionDomains(config.allowedExtensionDomains);
+  // Build the validator's lazily made tables (terminology, type indexes) now, not on the first write.
+  validateResource({ resourceType: 'Patient', gender: 'unknown', name: [{ family: 'Oppvarming' }] });
   const db = options.db ?? (await openDatabase(config));
   const store = new ResourceStore();
   const engine = new FhirEngine({ db, store, writer: new ResourceWriter(store) }, [validateOperation], logger, {

@@ -86,34 +86,41 @@ function indexParams(rows: IndexRows | undefined): unknown[][] {
   });
 }
 
-const DELETE_INDEX_CTES = INDEX_TABLES.map(({ table }) => `d_${table} AS (DELETE FROM ${table} WHERE rid = $1)`).join(',\n');
+/**
+ * Parameters shared by INSERT_SQL and UPDATE_SQL: $1 type, $2 id, $3 version, $4 last_updated,
+ * $5 deleted, $6 content, $7 compartments, then the index arrays, then the method; UPDATE adds
+ * the rid last.
+ */
+function versionParams(v: NewVersion, index: IndexRows | undefined): unknown[] {
+  return [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments, ...indexParams(index), v.method];
+}
 
-const INSERT_SQL = (() => {
-  const idx = indexInsertCtes('r', 8);
-  return `WITH r AS (
+const INDEX = indexInsertCtes('r', 8);
+const METHOD = `$${INDEX.next}`;
+const RID = `$${INDEX.next + 1}`;
+
+const INSERT_SQL = `WITH r AS (
   INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments)
   VALUES ($1, $2, $3, $4, $5, $6, $7::text[])
   ON CONFLICT (type, id) DO NOTHING
   RETURNING rid
 ),
 v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
-  SELECT r.rid, $3, $1, $2, $4, $${idx.next}, $6 FROM r),
-${idx.sql}
+  SELECT r.rid, $3, $1, $2, $4, ${METHOD}, $6 FROM r),
+${INDEX.sql}
 SELECT rid FROM r`;
-})();
 
-const UPDATE_SQL = (() => {
-  const idx = indexInsertCtes('r', 9);
-  return `WITH ${DELETE_INDEX_CTES},
+// The DELETE and INSERT of index rows run in one statement: sub-statements share one snapshot,
+// so the DELETE cannot see (and remove) the rows the INSERT adds.
+const UPDATE_SQL = `WITH ${INDEX_TABLES.map(({ table }) => `d_${table} AS (DELETE FROM ${table} WHERE rid = ${RID})`).join(',\n')},
 r AS (
-  UPDATE resources SET version = $4, last_updated = $5, deleted = $6, content = $7, compartments = $8::text[]
-  WHERE rid = $1 AND version = $4::int - 1 RETURNING rid
+  UPDATE resources SET version = $3, last_updated = $4, deleted = $5, content = $6, compartments = $7::text[]
+  WHERE rid = ${RID} AND version = $3::int - 1 RETURNING rid
 ),
 v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
-  SELECT r.rid, $4, $2, $3, $5, $${idx.next}, $7 FROM r),
-${idx.sql}
+  SELECT r.rid, $3, $1, $2, $4, ${METHOD}, $6 FROM r),
+${INDEX.sql}
 SELECT rid FROM r`;
-})();
 
 export class ResourceStore {
   /** The current version (or deletion marker) of a resource. */
@@ -143,34 +150,13 @@ export class ResourceStore {
 
   /** Inserts version 1 (or the first version under a client id). Returns undefined if (type, id) exists. */
   async insert(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<number | undefined> {
-    const rows = await q.query<{ rid: number }>(INSERT_SQL, [
-      v.type,
-      v.id,
-      v.version,
-      v.lastUpdated,
-      v.content === null,
-      v.content,
-      v.compartments,
-      ...indexParams(index),
-      v.method,
-    ]);
+    const rows = await q.query<{ rid: number }>(INSERT_SQL, versionParams(v, index));
     return rows[0]?.rid;
   }
 
   /** Writes a new current version of an existing (locked) resource and replaces its index rows. */
   async update(q: Queryable, rid: number, v: NewVersion, index: IndexRows | undefined): Promise<boolean> {
-    const rows = await q.query(UPDATE_SQL, [
-      rid,
-      v.type,
-      v.id,
-      v.version,
-      v.lastUpdated,
-      v.content === null,
-      v.content,
-      v.compartments,
-      ...indexParams(index),
-      v.method,
-    ]);
+    const rows = await q.query(UPDATE_SQL, [...versionParams(v, index), rid]);
     return rows.length === 1;
   }
 
