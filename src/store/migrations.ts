@@ -140,4 +140,14 @@ CREATE INDEX idx_composite_key ON idx_composite (sp, key, rid);
 CREATE INDEX idx_composite_rid ON idx_composite (rid, sp);
 `,
   },
+  {
+    id: '002-identity-provider-keys',
+    sql: `
+CREATE TABLE idp_keys (
+  kid         text PRIMARY KEY,
+  created     timestamptz NOT NULL DEFAULT now(),
+  private_jwk text NOT NULL
+);
+`,
+  },
 ];
