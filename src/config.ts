@@ -16,6 +16,46 @@ export interface Config {
   maxJsonDepth: number;
   /** Extension URL prefixes accepted even though their StructureDefinition is unknown to the server. */
   allowedExtensionDomains: string[];
+  security: SecurityConfig;
+}
+
+/** Who may call, and how (see docs/security.md). */
+export interface SecurityConfig {
+  /** Issuer of health-personnel (and machine) tokens, e.g. https://helseid-sts.nhn.no; unset: the embedded provider. */
+  helseIdIssuer: string | undefined;
+  /** Issuer of citizen tokens (Helsenorge); unset: the embedded provider. */
+  helsenorgeIssuer: string | undefined;
+  /** Token audience; scopes are `<audience>/read`, `/write`, `/status`. */
+  audience: string;
+  /** Accept plain Bearer tokens (not bound to a DPoP key). */
+  allowBearer: boolean;
+  /** Require a server-issued DPoP nonce in every proof. */
+  requireDpopNonce: boolean;
+  /** Leeway for exp, nbf and iat checks, in seconds. */
+  clockToleranceSeconds: number;
+  /** Volven 9060 personnel categories allowed to use the API. */
+  allowedRoles: string[];
+  /** Browser origins allowed by CORS (the portals served by Samplan itself are same-origin). */
+  corsOrigins: string[];
+  /** Requests per minute per client (token subject or, unauthenticated, address). */
+  rateLimitPerMinute: number;
+}
+
+function list(env: NodeJS.ProcessEnv, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new Error(`${name} must be true or false, got "${raw}"`);
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -40,9 +80,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     bodyLimit: int(env, 'BODY_LIMIT', 16 * 1024 * 1024),
     maxJsonDepth: int(env, 'MAX_JSON_DEPTH', 64),
-    allowedExtensionDomains: (env.ALLOWED_EXTENSION_DOMAINS || '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    allowedExtensionDomains: list(env, 'ALLOWED_EXTENSION_DOMAINS', []),
+    security: {
+      helseIdIssuer: env.HELSEID_ISSUER || undefined,
+      helsenorgeIssuer: env.HELSENORGE_ISSUER || undefined,
+      audience: env.TOKEN_AUDIENCE || 'nhn:samplan',
+      allowBearer: bool(env, 'ALLOW_BEARER', true),
+      requireDpopNonce: bool(env, 'REQUIRE_DPOP_NONCE', false),
+      clockToleranceSeconds: int(env, 'CLOCK_TOLERANCE_SECONDS', 30),
+      allowedRoles: list(env, 'ALLOWED_ROLES', ['LE', 'SP', 'FT', 'ET', 'PS', 'VP', 'HF', 'HP', 'JO', 'KE', 'BI', 'RA', 'TL']),
+      corsOrigins: list(env, 'CORS_ORIGINS', []),
+      rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 6000),
+    },
   };
 }

@@ -6,8 +6,6 @@
  */
 import { orgNrFrom, syntheticNin } from '../no/identifiers.js';
 
-export const ROLE_SYSTEM = 'urn:oid:2.16.578.1.12.4.1.1.9060';
-
 export interface DemoOrganisation {
   key: string;
   name: string;

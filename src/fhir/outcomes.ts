@@ -31,6 +31,28 @@ export const ErrorCode = {
   Conflict: 'CONFLICT',
   Unavailable: 'SERVICE_UNAVAILABLE',
   InternalError: 'INTERNAL_ERROR',
+  // Security (docs/security.md)
+  Unauthenticated: 'UNAUTHENTICATED',
+  InvalidToken: 'INVALID_TOKEN',
+  InvalidDpopProof: 'INVALID_DPOP_PROOF',
+  DpopNonceRequired: 'DPOP_NONCE_REQUIRED',
+  MissingHeader: 'MISSING_HEADER',
+  InvalidHeader: 'INVALID_HEADER',
+  NoAccess: 'NO_ACCESS',
+  InsufficientScope: 'INSUFFICIENT_SCOPE',
+  MachineTokenNotAllowed: 'MACHINE_TOKEN_NOT_ALLOWED',
+  RoleNotAllowed: 'ROLE_NOT_ALLOWED',
+  ConsentMissing: 'CONSENT_MISSING',
+  Blocked: 'BLOCKED',
+  OptedOut: 'OPTED_OUT',
+  Restricted: 'RESTRICTED',
+  ElevatedBasisUnnecessary: 'ELEVATED_BASIS_UNNECESSARY',
+  EmergencyReasonRequired: 'EMERGENCY_REASON_REQUIRED',
+  PatientMismatch: 'PATIENT_MISMATCH',
+  RepresentationNotAllowed: 'REPRESENTATION_NOT_ALLOWED',
+  ReadOnly: 'READ_ONLY',
+  RateLimited: 'RATE_LIMITED',
+  AuditFailed: 'AUDIT_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -125,4 +147,16 @@ export const errors = {
     ),
   internal: () =>
     fail(500, 'exception', ErrorCode.InternalError, 'An unexpected error occurred; it has been logged'),
+  /** 401, with the WWW-Authenticate challenge RFC 6750 / RFC 9449 ask for. */
+  unauthorized: (errorCode: ErrorCode, message: string, challenge: string) =>
+    new FhirError(401, issue({ code: errorCode === ErrorCode.Unauthenticated ? 'login' : 'security', errorCode, message }), {
+      'www-authenticate': challenge,
+    }),
+  /** 403: the caller is known but may not do this. */
+  forbidden: (errorCode: ErrorCode, message: string) => fail(403, 'forbidden', errorCode, message),
+  header: (errorCode: ErrorCode, message: string) => fail(400, errorCode === ErrorCode.MissingHeader ? 'required' : 'value', errorCode, message),
+  readOnly: (message: string) => fail(405, 'not-supported', ErrorCode.ReadOnly, message),
+  rateLimited: (message: string) => fail(429, 'throttled', ErrorCode.RateLimited, message),
+  auditFailed: () =>
+    fail(500, 'exception', ErrorCode.AuditFailed, 'The access could not be recorded in the audit log, so it was not carried out'),
 };

@@ -16,7 +16,12 @@ export function versionResponse(
   ctx: RequestContext,
   options: { location?: boolean; message?: string } = {},
 ): FhirResponse {
-  const response: FhirResponse = { status, versionId: String(version.version), lastModified: version.lastUpdated };
+  const response: FhirResponse = {
+    status,
+    versionId: String(version.version),
+    lastModified: version.lastUpdated,
+    touched: [{ type: version.type, id: version.id, version: version.version }],
+  };
   if (options.location) response.location = `${ctx.baseUrl}/${version.type}/${version.id}/_history/${version.version}`;
   const prefer = req.preferReturn ?? 'representation';
   if (prefer === 'representation' && version.content !== null) response.body = version.content;

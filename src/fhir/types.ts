@@ -3,6 +3,9 @@
  * builds a FhirRequest; the engine answers with a FhirResponse whose body is already JSON text,
  * so stored resources are served byte for byte without being parsed and re-serialised.
  */
+import type { Principal } from '../security/principal.js';
+import type { Access } from './access.js';
+
 export type FhirMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** Search and control parameters in the order given, as [name, value] pairs. */
@@ -27,6 +30,13 @@ export interface FhirRequest {
   preferHandling?: 'strict' | 'lenient';
 }
 
+/** A resource version a request read or wrote (for the audit record). */
+export interface ResourceRef {
+  type: string;
+  id: string;
+  version?: number;
+}
+
 export interface FhirResponse {
   status: number;
   /** JSON text of the resource or Bundle or OperationOutcome, if any. */
@@ -35,15 +45,23 @@ export interface FhirResponse {
   versionId?: string;
   lastModified?: Date;
   headers?: Record<string, string>;
+  /** The resources the request read or wrote, for the audit record; never sent to the client. */
+  touched?: ResourceRef[];
 }
 
 /**
- * Who is asking and why, made once per request and passed explicitly to every layer (the
- * security layer fills in the principal and access basis; the data layer enforces rules from it).
+ * Who is asking and why, made once per request by the security layer and passed explicitly to
+ * every layer: the engine checks interactions and the data layer filters every read with it.
  */
 export interface RequestContext {
-  /** Correlates log lines, audit records and error answers for one request. */
+  /** Correlates log lines, audit records and error answers for one request (nhn-event-id when given). */
   readonly requestId: string;
   /** Public base URL of the FHIR endpoint, without trailing slash. */
   readonly baseUrl: string;
+  /** The caller; undefined for the server's own work. */
+  readonly principal?: Principal;
+  /** The access rules compiled for this caller and patient. */
+  readonly access: Access;
+  /** The Patient resource ids the request is about (for the audit record). */
+  readonly patientIds?: readonly string[];
 }

@@ -89,6 +89,14 @@ export class ResourceWriter {
     const now = new Date(Math.max(Date.now(), (current?.lastUpdated.getTime() ?? 0) + 1));
     const prepared = this.prepare(resource, resource.id as string, version, now);
     const index = extractIndex(prepared, ctx.baseUrl);
+    const live = current && !current.deleted && current.content ? current : undefined;
+    ctx.access.checkWrite({
+      type: prepared.resourceType,
+      next: prepared,
+      nextCompartments: index.compartments,
+      ...(live ? { current: JSON.parse(live.content as string) as Resource } : {}),
+      currentCompartments: live?.compartments ?? [],
+    });
     const content = serialize(prepared);
     const row = {
       type: prepared.resourceType,
@@ -164,6 +172,11 @@ export class ResourceWriter {
       }
     }
     const currentResource = live?.content ? (JSON.parse(live.content) as Resource) : undefined;
+    if (live && currentResource) {
+      // May the caller change this resource at all? Checked before a patch sees its content or an
+      // unchanged update echoes it back.
+      ctx.access.checkWrite({ type, current: currentResource, currentCompartments: live.compartments, next: currentResource, nextCompartments: live.compartments });
+    }
     const resource = typeof next === 'function' ? next(currentResource) : next;
     if (resource.resourceType !== type) {
       throw errors.badRequest(`The resource is a ${String(resource.resourceType)}, but the URL is for ${type}`, 'resourceType');
@@ -185,8 +198,11 @@ export class ResourceWriter {
    * Logically deletes `type/id`: a new version without content; history stays. Deleting what does
    * not exist (or is already deleted) succeeds without a new version, as the spec allows.
    */
-  async delete(q: Queryable, type: string, id: string, options: { ifMatch?: string } = {}): Promise<WrittenVersion | undefined> {
+  async delete(q: Queryable, ctx: RequestContext, type: string, id: string, options: { ifMatch?: string } = {}): Promise<WrittenVersion | undefined> {
     const current = await this.store.lock(q, type, id);
+    if (current && !current.deleted && current.content) {
+      ctx.access.checkWrite({ type, current: JSON.parse(current.content) as Resource, currentCompartments: current.compartments, nextCompartments: [] });
+    }
     if (options.ifMatch !== undefined) {
       const expected = parseETag(options.ifMatch);
       if (!current || current.deleted || current.version !== expected) {

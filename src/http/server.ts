@@ -5,6 +5,7 @@
  * fails before the engine is reached. Logs carry method, path and status — never query strings or
  * bodies, which may hold personal data.
  */
+import { createHash } from 'node:crypto';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -13,12 +14,18 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { Access } from '../fhir/access.js';
 import type { FhirEngine } from '../fhir/engine.js';
 import { parseJsonBody } from '../fhir/json.js';
 import { errors, FhirError } from '../fhir/outcomes.js';
 import type { FhirMethod, FhirRequest, FhirResponse, PreferReturn, RequestContext } from '../fhir/types.js';
+import type { AuthRequest } from '../security/authenticate.js';
+import type { Principal } from '../security/principal.js';
 import { registerHealth } from './health.js';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -77,10 +84,23 @@ class PrivacyLogController extends LogController {
   }
 }
 
+/** What the security layer establishes about a request to the FHIR API. */
+export interface RequestAuth {
+  principal?: Principal;
+  access: Access;
+  patientIds?: readonly string[];
+}
+
 export interface ServerOptions {
   config: Config;
   engine: FhirEngine;
   logger: Logger;
+  /** Establishes who is calling (401/400/403 as FhirError when refused). */
+  authenticate: (req: AuthRequest) => Promise<RequestAuth>;
+  /** Access for requests that need no credentials (the CapabilityStatement). */
+  anonymous: Access;
+  /** Registers further routes (the embedded identity provider, the web apps) on the server. */
+  plugins?: Array<(app: FastifyInstance) => Promise<void>>;
   /** Readiness: false while starting or shutting down, or when the database does not answer. */
   ready: () => Promise<boolean>;
 }
@@ -91,9 +111,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
     logController: new PrivacyLogController(),
+    // The EHR's nhn-event-id (or X-Request-Id) correlates our logs, errors and audit records with theirs.
     genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : crypto.randomUUID();
+      for (const name of ['nhn-event-id', 'x-request-id']) {
+        const given = req.headers[name];
+        if (typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given)) return given;
+      }
+      return crypto.randomUUID();
     },
     // Our own parsing of the raw query string keeps repeated parameters and their order.
     routerOptions: { querystringParser: () => ({}) },
@@ -111,6 +135,37 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
     done(null, payload);
+  });
+
+  // Security headers: an API answer is data, never a page to render or frame.
+  void app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    hsts: { maxAge: 31_536_000, includeSubDomains: true },
+  });
+  void app.register(cors, {
+    origin: config.security.corsOrigins,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: [
+      'authorization', 'dpop', 'content-type', 'accept', 'prefer', 'if-match', 'if-none-match', 'if-none-exist', 'if-modified-since',
+      'x-request-id', 'nhn-user-role', 'nhn-source-system', 'nhn-patient-nin', 'nhn-event-id', 'nhn-access-basis', 'nhn-access-reason',
+    ],
+    exposedHeaders: ['etag', 'location', 'last-modified', 'dpop-nonce', 'www-authenticate', 'x-request-id', 'retry-after'],
+    maxAge: 600,
+  });
+  // Per client: the same token is the same client session; without one, the address.
+  void app.register(rateLimit, {
+    max: config.security.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req) => {
+      const auth = header(req, 'authorization');
+      return auth ? `token:${createHash('sha256').update(auth).digest('base64url')}` : `ip:${req.ip}`;
+    },
+    allowList: (req) => req.url === '/healthz' || req.url === '/readyz',
+    errorResponseBuilder: (_req, context) => {
+      const err = errors.rateLimited(`Too many requests: at most ${context.max} a minute; try again in ${Math.ceil(context.ttl / 1000)} s`);
+      return Object.assign(err, { statusCode: 429 });
+    },
   });
 
   app.removeAllContentTypeParsers();
@@ -140,7 +195,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       );
     } else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') fhir = errors.invalidJson('The request body is empty');
     else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) fhir = errors.badRequest(error.message);
-    else fhir = engine.asFhirError(error, { requestId: req.id, baseUrl: config.baseUrl });
+    else fhir = engine.asFhirError(error, { requestId: req.id });
     const res: FhirResponse = { status: fhir.status, body: JSON.stringify(fhir.outcome), headers: fhir.headers };
     return send(reply, res, req.method === 'HEAD', false);
   });
@@ -148,7 +203,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.setNotFoundHandler((req, reply) => {
     const res = engine.failure(errors.unknownRoute(`Nothing is served at ${req.url.split('?')[0]?.slice(0, 200)}; the FHIR API is at /fhir`), {
       requestId: req.id,
-      baseUrl: config.baseUrl,
     });
     return send(reply, res, req.method === 'HEAD', false);
   });
@@ -186,7 +240,19 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (ifNoneMatch !== undefined) fhirReq.ifNoneMatch = ifNoneMatch;
     if (ifModifiedSince !== undefined) fhirReq.ifModifiedSince = ifModifiedSince;
     if (ifNoneExist !== undefined) fhirReq.ifNoneExist = ifNoneExist;
-    const ctx: RequestContext = { requestId: req.id, baseUrl: config.baseUrl };
+    const get = (name: string) => header(req, name);
+    // The CapabilityStatement is public; everything else needs credentials.
+    const auth: RequestAuth =
+      path === 'metadata' && fhirReq.method !== 'POST'
+        ? { access: options.anonymous }
+        : await options.authenticate({ method: req.method, url: `${config.baseUrl}${rawPath.replace(/^\/fhir/, '')}`, header: get });
+    const ctx: RequestContext = {
+      requestId: req.id,
+      baseUrl: config.baseUrl,
+      access: auth.access,
+      ...(auth.principal ? { principal: auth.principal } : {}),
+      ...(auth.patientIds ? { patientIds: auth.patientIds } : {}),
+    };
     const res = await engine.handle(fhirReq, ctx);
     return send(reply, res, req.method === 'HEAD', query.get('_pretty') === 'true');
   };
@@ -195,5 +261,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.route({ method: [...methods], url: '/fhir', handler: fhirHandler, exposeHeadRoute: false });
   app.route({ method: [...methods], url: '/fhir/*', handler: fhirHandler, exposeHeadRoute: false });
   registerHealth(app, options.ready);
+  for (const plugin of options.plugins ?? []) void app.register(plugin);
   return app;
 }

@@ -1,5 +1,6 @@
 /** Runs a parsed search: one page of matches, the included resources, the total, paging cursors. */
 import type { Queryable } from '../store/db.js';
+import type { Visibility } from '../store/resources.js';
 import { findIncludes, type IncludedRow } from './include.js';
 import type { Cursor, SearchQuery } from './query.js';
 import { countQuery, pageQuery, type PageRow } from './sql.js';
@@ -20,15 +21,16 @@ function cursorAt(query: SearchQuery, row: RawPageRow, direction: Cursor['direct
   return { keys: query.sort.map((_, i) => row[`k${i}`] ?? null), rid: row.rid, direction };
 }
 
-export async function executeSearch(q: Queryable, query: SearchQuery): Promise<SearchResult> {
+/** Runs `query` showing only rows `visible` allows (the caller's access rule). */
+export async function executeSearch(q: Queryable, query: SearchQuery, visible: Visibility | undefined): Promise<SearchResult> {
   const count = async () => {
-    const c = countQuery(query);
+    const c = countQuery(query, visible);
     return (await q.query<{ total: number }>(c.sql, c.parameters))[0]?.total ?? 0;
   };
   if (query.summary === 'count' || query.count === 0) {
     return { matches: [], included: [], ...(query.total !== 'none' ? { total: await count() } : {}) };
   }
-  const compiled = pageQuery(query);
+  const compiled = pageQuery(query, visible);
   let rows = await q.query<RawPageRow>(compiled.sql, compiled.parameters);
   const more = rows.length > query.count;
   if (more) rows = rows.slice(0, query.count);
@@ -41,6 +43,6 @@ export async function executeSearch(q: Queryable, query: SearchQuery): Promise<S
   if (last && (backwards || more)) result.next = cursorAt(query, last, 'next');
   if (first && (backwards ? more : !!query.cursor)) result.prev = cursorAt(query, first, 'prev');
   if (query.total !== 'none') result.total = !query.cursor && !more ? rows.length : await count();
-  result.included = await findIncludes(q, query.includes, query.revincludes, rows);
+  result.included = await findIncludes(q, query.includes, query.revincludes, rows, visible);
   return result;
 }

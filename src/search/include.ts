@@ -5,14 +5,16 @@
  */
 import { sql } from 'kysely';
 import type { Queryable } from '../store/db.js';
+import type { Visibility } from '../store/resources.js';
 import type { IncludeSpec } from './query.js';
 import { searchRegistry } from './registry.js';
-import { compile } from './sql.js';
+import { compile } from '../store/sql.js';
 
 export interface IncludedRow {
   rid: number;
   type: string;
   id: string;
+  version: number;
   content: string;
 }
 
@@ -29,29 +31,31 @@ function referenceSps(type: string, spec: IncludeSpec): number[] {
     .map((p) => p.sp);
 }
 
-async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[]): Promise<IncludedRow[]> {
+async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[], visible: Visibility | undefined): Promise<IncludedRow[]> {
   const sources = spec.sourceType === '*' ? from : from.filter((row) => row.type === spec.sourceType);
   if (!sources.length) return [];
   const sps = [...new Set(sources.map((s) => s.type))].flatMap((t) => referenceSps(t, spec));
   if (!sps.length) return [];
-  const compiled = compile(sql`SELECT DISTINCT t.rid, t.type, t.id, t.content
+  const rule = visible?.('t');
+  const compiled = compile(sql`SELECT DISTINCT t.rid, t.type, t.id, t.version, t.content
     FROM idx_reference AS x JOIN resources AS t ON t.type = x.target_type AND t.id = x.target_id
     WHERE x.rid = ANY(${sources.map((s) => s.rid)}::bigint[]) AND x.sp = ANY(${sps}::int[]) AND NOT t.deleted
-    ${spec.targetType ? sql`AND t.type = ${spec.targetType}` : sql``}`);
+    ${spec.targetType ? sql`AND t.type = ${spec.targetType}` : sql``} ${rule ? sql`AND ${rule}` : sql``}`);
   return q.query<IncludedRow>(compiled.sql, compiled.parameters);
 }
 
-async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[]): Promise<IncludedRow[]> {
+async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[], visible: Visibility | undefined): Promise<IncludedRow[]> {
+  const rule = visible?.('s');
   const byType = new Map<string, string[]>();
   for (const row of to) byType.set(row.type, [...(byType.get(row.type) ?? []), row.id]);
   const results: IncludedRow[] = [];
   for (const [type, ids] of byType) {
     if (spec.param && spec.param.targets.length && !spec.param.targets.includes(type)) continue;
-    const compiled = compile(sql`SELECT DISTINCT s.rid, s.type, s.id, s.content
+    const compiled = compile(sql`SELECT DISTINCT s.rid, s.type, s.id, s.version, s.content
       FROM idx_reference AS x JOIN resources AS s ON s.rid = x.rid
       WHERE x.target_type = ${type} AND x.target_id = ANY(${ids}::text[]) AND NOT s.deleted
       ${spec.param ? sql`AND x.sp = ${spec.param.sp}` : sql``}
-      ${spec.sourceType !== '*' ? sql`AND s.type = ${spec.sourceType}` : sql``}`);
+      ${spec.sourceType !== '*' ? sql`AND s.type = ${spec.sourceType}` : sql``} ${rule ? sql`AND ${rule}` : sql``}`);
     results.push(...(await q.query<IncludedRow>(compiled.sql, compiled.parameters)));
   }
   return results;
@@ -63,6 +67,7 @@ export async function findIncludes(
   includes: IncludeSpec[],
   revincludes: IncludeSpec[],
   matches: IncludedRow[],
+  visible: Visibility | undefined,
 ): Promise<IncludedRow[]> {
   if (!includes.length && !revincludes.length) return [];
   const seen = new Set(matches.map((m) => m.rid));
@@ -71,8 +76,8 @@ export async function findIncludes(
   for (let round = 0; round <= MAX_ITERATIONS && frontier.length; round++) {
     const active = (specs: IncludeSpec[]) => (round === 0 ? specs : specs.filter((s) => s.iterate));
     const found: IncludedRow[] = [];
-    for (const spec of active(includes)) found.push(...(await forward(q, spec, frontier)));
-    for (const spec of active(revincludes)) found.push(...(await reverse(q, spec, frontier)));
+    for (const spec of active(includes)) found.push(...(await forward(q, spec, frontier, visible)));
+    for (const spec of active(revincludes)) found.push(...(await reverse(q, spec, frontier, visible)));
     const fresh: IncludedRow[] = [];
     for (const row of found) {
       if (seen.has(row.rid)) continue;

@@ -4,41 +4,15 @@
  * B-tree (or trigram) indexes, never by scanning resources. Paging is by keyset on the sort keys
  * and rid: a page boundary does not move when rows are added or removed before it.
  */
-import {
-  DummyDriver,
-  Kysely,
-  PostgresAdapter,
-  PostgresIntrospector,
-  PostgresQueryCompiler,
-  type RawBuilder,
-  sql,
-} from 'kysely';
+import { sql } from 'kysely';
+import { type CompiledQuery, compile, type Fragment } from '../store/sql.js';
 import { identifierSp } from './extract.js';
 import type { Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
+import type { Visibility } from '../store/resources.js';
 import type { ParamDef } from './registry.js';
 import { escapeLike, type DateRange, type NumberValue } from './values.js';
 
-type Fragment = RawBuilder<unknown>;
-
-/** Kysely used as a compiler only: our drivers execute the text it produces. */
-const compiler = new Kysely<Record<string, never>>({
-  dialect: {
-    createAdapter: () => new PostgresAdapter(),
-    createDriver: () => new DummyDriver(),
-    createIntrospector: (db) => new PostgresIntrospector(db),
-    createQueryCompiler: () => new PostgresQueryCompiler(),
-  },
-});
-
-export interface CompiledQuery {
-  sql: string;
-  parameters: readonly unknown[];
-}
-
-export function compile(fragment: Fragment): CompiledQuery {
-  const c = fragment.compile(compiler);
-  return { sql: c.sql, parameters: c.parameters };
-}
+export type { CompiledQuery };
 
 const TRUE = sql`TRUE`;
 const FALSE = sql`FALSE`;
@@ -206,6 +180,13 @@ function uriAncestors(uri: string): string[] {
 class FilterCompiler {
   private n = 0;
 
+  constructor(private readonly visible: Visibility | undefined) {}
+
+  /** The access rule on a joined resource row: chains and _has may not look into rows the caller cannot see. */
+  private visibleRow(alias: string): Fragment {
+    return this.visible?.(alias) ?? TRUE;
+  }
+
   private alias(prefix: string): string {
     return `${prefix}${++this.n}`;
   }
@@ -231,14 +212,14 @@ class FilterCompiler {
         return sql`EXISTS (SELECT 1 FROM idx_reference AS ${sql.id(x)} JOIN resources AS ${sql.id(t)}
           ON ${col(t, 'type')} = ${col(x, 'target_type')} AND ${col(t, 'id')} = ${col(x, 'target_id')}
           WHERE ${col(x, 'rid')} = ${col(r, 'rid')} AND ${col(x, 'sp')} = ${f.param.sp}
-          AND ${col(t, 'type')} = ANY(${f.targetTypes}::text[]) AND NOT ${col(t, 'deleted')} AND ${this.filter(f.inner, t)})`;
+          AND ${col(t, 'type')} = ANY(${f.targetTypes}::text[]) AND NOT ${col(t, 'deleted')} AND ${this.visibleRow(t)} AND ${this.filter(f.inner, t)})`;
       }
       case 'has': {
         const x = this.alias('x');
         const s = this.alias('r');
         return sql`EXISTS (SELECT 1 FROM idx_reference AS ${sql.id(x)} JOIN resources AS ${sql.id(s)} ON ${col(s, 'rid')} = ${col(x, 'rid')}
           WHERE ${col(x, 'sp')} = ${f.param.sp} AND ${col(x, 'target_type')} = ${col(r, 'type')} AND ${col(x, 'target_id')} = ${col(r, 'id')}
-          AND ${col(s, 'type')} = ${f.sourceType} AND NOT ${col(s, 'deleted')} AND ${this.filter(f.inner, s)})`;
+          AND ${col(s, 'type')} = ${f.sourceType} AND NOT ${col(s, 'deleted')} AND ${this.visibleRow(s)} AND ${this.filter(f.inner, s)})`;
       }
       case 'param':
         return this.param(f, r);
@@ -291,13 +272,15 @@ function sortKeyExpression(key: SortKey, r: string): Fragment {
   return sql`(SELECT ${agg}(${value[p.type]}) FROM ${sql.table(TABLE[p.type])} WHERE rid = ${col(r, 'rid')} AND sp = ${p.sp})`;
 }
 
-/** The WHERE conditions of a search (types, compartment, filters), on resources aliased `r`. */
-export function whereClause(query: SearchQuery, r = 'r'): Fragment {
+/** The WHERE conditions of a search (types, compartment, access rule, filters), on resources aliased `r`. */
+export function whereClause(query: SearchQuery, visible: Visibility | undefined, r = 'r'): Fragment {
   const parts: Fragment[] = [sql`NOT ${col(r, 'deleted')}`];
+  const rule = visible?.(r);
+  if (rule) parts.push(rule);
   if (query.types.length === 1) parts.push(sql`${col(r, 'type')} = ${query.types[0]}`);
   else if (query.types.length > 1) parts.push(sql`${col(r, 'type')} = ANY(${query.types}::text[])`);
   if (query.compartment) parts.push(sql`${col(r, 'compartments')} @> ARRAY[${query.compartment}]::text[]`);
-  const filters = new FilterCompiler();
+  const filters = new FilterCompiler(visible);
   for (const f of query.filters) parts.push(filters.filter(f, r));
   return and(parts);
 }
@@ -306,6 +289,7 @@ export interface PageRow {
   rid: number;
   type: string;
   id: string;
+  version: number;
   content: string;
   /** Sort key values as text, for the paging cursor. */
   keys: Array<string | null>;
@@ -315,11 +299,11 @@ export interface PageRow {
  * The query for one page: `count + 1` rows after (or before) the cursor, so the caller can tell
  * whether another page follows.
  */
-export function pageQuery(query: SearchQuery): CompiledQuery {
+export function pageQuery(query: SearchQuery, visible?: Visibility): CompiledQuery {
   const keys = query.sort;
   const keyColumns = keys.map((k, i) => sql`${sortKeyExpression(k, 'r')}::text AS ${sql.id(`k${i}`)}`);
-  const inner = sql`SELECT r.rid, r.type, r.id, r.content${keyColumns.length ? sql`, ${sql.join(keyColumns)}` : sql``}
-    FROM resources AS r WHERE ${whereClause(query)}`;
+  const inner = sql`SELECT r.rid, r.type, r.id, r.version, r.content${keyColumns.length ? sql`, ${sql.join(keyColumns)}` : sql``}
+    FROM resources AS r WHERE ${whereClause(query, visible)}`;
   const cursor = query.cursor;
   const backwards = cursor?.direction === 'prev';
   const orderBy = [
@@ -358,6 +342,6 @@ function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
   return or(alternatives);
 }
 
-export function countQuery(query: SearchQuery): CompiledQuery {
-  return compile(sql`SELECT count(*)::int AS total FROM resources AS r WHERE ${whereClause(query)}`);
+export function countQuery(query: SearchQuery, visible?: Visibility): CompiledQuery {
+  return compile(sql`SELECT count(*)::int AS total FROM resources AS r WHERE ${whereClause(query, visible)}`);
 }

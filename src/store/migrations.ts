@@ -150,4 +150,34 @@ CREATE TABLE idp_keys (
 );
 `,
   },
+  {
+    // The audit trail is append-only: the database itself refuses to change or remove a record,
+    // whoever asks. AuditEvent JSON is stored as served; patient_id keys the patient's access log.
+    id: '003-audit-trail-and-token-state',
+    sql: `
+CREATE TABLE audit_events (
+  seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id         text COLLATE "C" NOT NULL UNIQUE,
+  recorded   timestamptz NOT NULL,
+  patient_id text COLLATE "C",
+  content    text NOT NULL
+);
+CREATE INDEX audit_events_patient ON audit_events (patient_id, recorded DESC, seq DESC);
+CREATE INDEX audit_events_recorded ON audit_events (recorded DESC, seq DESC);
+CREATE FUNCTION refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit records cannot be changed or deleted' USING ERRCODE = 'insufficient_privilege'; END $$;
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit_change();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit_change();
+
+CREATE TABLE dpop_proofs (
+  id      text COLLATE "C" PRIMARY KEY,
+  expires timestamptz NOT NULL
+);
+CREATE INDEX dpop_proofs_expires ON dpop_proofs (expires);
+
+CREATE TABLE server_secrets (
+  name  text PRIMARY KEY,
+  value text NOT NULL
+);
+`,
+  },
 ];

@@ -4,8 +4,13 @@
  * interactions) decide what to write; every write here is a single statement, so a version, its
  * history row and its index rows land together or not at all.
  */
+import { sql } from 'kysely';
 import type { IndexRows } from '../search/extract.js';
 import type { Queryable } from './db.js';
+import { compile, type Fragment } from './sql.js';
+
+/** The access rule for a read, as a condition on the `resources` row with the given alias. */
+export type Visibility = (alias: string) => Fragment | undefined;
 
 export interface StoredResource {
   rid: number;
@@ -16,6 +21,8 @@ export interface StoredResource {
   deleted: boolean;
   /** JSON text of the current version; null when deleted. */
   content: string | null;
+  /** Patient compartments of the current version, e.g. ["Patient/123"]. */
+  compartments: string[];
 }
 
 export interface VersionRow {
@@ -38,7 +45,7 @@ export interface NewVersion {
   compartments: string[];
 }
 
-const RESOURCE_COLUMNS = 'rid, type, id, version, last_updated AS "lastUpdated", deleted, content';
+const RESOURCE_COLUMNS = 'rid, type, id, version, last_updated AS "lastUpdated", deleted, content, compartments';
 
 /** Column lists and array casts of the index tables, in the order IndexRows holds their values. */
 const INDEX_TABLES: ReadonlyArray<{ key: keyof IndexRows; table: string; columns: string[]; casts: string[] }> = [
@@ -123,10 +130,15 @@ ${INDEX.sql}
 SELECT rid FROM r`;
 
 export class ResourceStore {
-  /** The current version (or deletion marker) of a resource. */
-  async read(q: Queryable, type: string, id: string): Promise<StoredResource | undefined> {
-    const rows = await q.query<StoredResource>(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2`, [type, id]);
-    return rows[0];
+  /** The current version (or deletion marker) of a resource, if the caller may see it. */
+  async read(q: Queryable, type: string, id: string, visible?: Visibility): Promise<StoredResource | undefined> {
+    const filter = visible?.('r');
+    if (!filter) {
+      const rows = await q.query<StoredResource>(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2`, [type, id]);
+      return rows[0];
+    }
+    const c = compile(sql`SELECT ${sql.raw(RESOURCE_COLUMNS)} FROM resources AS r WHERE r.type = ${type} AND r.id = ${id} AND ${filter}`);
+    return (await q.query<StoredResource>(c.sql, c.parameters))[0];
   }
 
   /** Like read, but locks the row until the transaction ends, so concurrent writers queue. */
@@ -138,14 +150,11 @@ export class ResourceStore {
     return rows[0];
   }
 
-  async readVersion(q: Queryable, type: string, id: string, version: number): Promise<VersionRow | undefined> {
-    const rows = await q.query<VersionRow>(
-      `SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
-       FROM resources r JOIN resource_versions v ON v.rid = r.rid
-       WHERE r.type = $1 AND r.id = $2 AND v.version = $3`,
-      [type, id, version],
-    );
-    return rows[0];
+  async readVersion(q: Queryable, type: string, id: string, version: number, visible?: Visibility): Promise<VersionRow | undefined> {
+    const c = compile(sql`SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
+       FROM resources AS r JOIN resource_versions AS v ON v.rid = r.rid
+       WHERE r.type = ${type} AND r.id = ${id} AND v.version = ${version} ${andFilter(visible)}`);
+    return (await q.query<VersionRow>(c.sql, c.parameters))[0];
   }
 
   /** Inserts version 1 (or the first version under a client id). Returns undefined if (type, id) exists. */
@@ -167,26 +176,30 @@ export class ResourceStore {
   async history(
     q: Queryable,
     scope: { rid?: number; type?: string },
-    options: { since?: string; count: number; before?: HistoryCursor },
+    options: { since?: string; count: number; before?: HistoryCursor; visible?: Visibility },
   ): Promise<VersionRow[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const p = (v: unknown) => {
-      params.push(v);
-      return `$${params.length}`;
-    };
-    if (scope.rid !== undefined) where.push(`rid = ${p(scope.rid)}`);
-    if (scope.type !== undefined) where.push(`type = ${p(scope.type)}`);
-    if (options.since) where.push(`last_updated >= ${p(options.since)}::timestamptz`);
+    const where: Fragment[] = [];
+    if (scope.rid !== undefined) where.push(sql`v.rid = ${scope.rid}`);
+    if (scope.type !== undefined) where.push(sql`v.type = ${scope.type}`);
+    if (options.since) where.push(sql`v.last_updated >= ${options.since}::timestamptz`);
     if (options.before) {
       const b = options.before;
-      where.push(`(last_updated, rid, version) < (${p(b.lastUpdated)}::timestamptz, ${p(b.rid)}::bigint, ${p(b.version)}::int)`);
+      where.push(sql`(v.last_updated, v.rid, v.version) < (${b.lastUpdated}::timestamptz, ${b.rid}::bigint, ${b.version}::int)`);
     }
-    const sql = `SELECT rid, type, id, version, last_updated AS "lastUpdated", method, content
-      FROM resource_versions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY last_updated DESC, rid DESC, version DESC LIMIT ${p(options.count)}`;
-    return q.query<VersionRow>(sql, params);
+    const filter = options.visible?.('r');
+    // The access rule applies to the resource as it is now.
+    const from = filter ? sql`resource_versions AS v JOIN resources AS r ON r.rid = v.rid` : sql`resource_versions AS v`;
+    if (filter) where.push(filter);
+    const c = compile(sql`SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
+      FROM ${from} ${where.length ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``}
+      ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT ${options.count}`);
+    return q.query<VersionRow>(c.sql, c.parameters);
   }
+}
+
+function andFilter(visible: Visibility | undefined): Fragment {
+  const filter = visible?.('r');
+  return filter ? sql`AND ${filter}` : sql``;
 }
 
 export interface HistoryCursor {

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
 import { openTestDatabase, type TestDatabase } from '../support/db.js';
 
 let app: App;
@@ -19,7 +20,10 @@ beforeAll(async () => {
       done();
     },
   });
-  app = await createApp(loadConfig({ BASE_URL: 'http://ops.test/fhir' }), pino({ level: 'info' }, sink), { db: database.db });
+  app = await createApp(loadConfig({ BASE_URL: 'http://ops.test/fhir', DATA_DIR: database.dataDir }), pino({ level: 'info' }, sink), {
+    db: database.db,
+    authenticate: async () => ({ access: SYSTEM_ACCESS }),
+  });
 });
 afterAll(async () => {
   await app.close();

@@ -1,11 +1,17 @@
 /**
  * The whole server, in process, on a fresh test database: requests go through the real HTTP
- * adapter (Fastify inject), the engine and the database — nothing is mocked.
+ * adapter (Fastify inject), the engine and the database.
+ *
+ * Tests of FHIR behaviour that is the same for every caller (`auth: 'system'`, the default) run
+ * as the server's own system context, so they can work across patients freely; the security
+ * tests (`auth: 'tokens'`) use the real authentication with tokens from the embedded identity
+ * provider and its real signing keys.
  */
 import type { Resource } from '@medplum/fhirtypes';
 import pino from 'pino';
 import { type App, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
 import { openTestDatabase, type TestDatabase } from './db.js';
 
 export const BASE = 'http://test.local/fhir';
@@ -27,13 +33,18 @@ export interface TestServer {
   ): Promise<TestResponse<T>>;
   /** Creates a resource and returns it as stored (fails the test on a non-201). */
   create<T extends Resource>(resource: T): Promise<T>;
+  /** Runs a request in process as the server's own system context (seeding data for a test). */
+  system<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   close(): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: { auth?: 'system' | 'tokens' } = {}): Promise<TestServer> {
   const database = await openTestDatabase();
-  const config = loadConfig({ BASE_URL: BASE, LOG_LEVEL: 'silent', ...env });
-  const app = await createApp(config, pino({ level: 'silent' }), { db: database.db });
+  const config = loadConfig({ BASE_URL: BASE, LOG_LEVEL: 'silent', DATA_DIR: database.dataDir, ...env });
+  const app = await createApp(config, pino({ level: 'silent' }), {
+    db: database.db,
+    ...(options.auth === 'tokens' ? {} : { authenticate: async () => ({ access: SYSTEM_ACCESS }) }),
+  });
   const request: TestServer['request'] = async (method, path, options = {}) => {
     const headers: Record<string, string> = { ...(options.headers ?? {}) };
     let payload: string | undefined = options.raw;
@@ -65,6 +76,14 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       const res = await request('POST', resource.resourceType, { body: resource });
       if (res.status !== 201) throw new Error(`create ${resource.resourceType} failed: ${res.status} ${res.text}`);
       return res.body as never;
+    },
+    async system(method, path, body) {
+      const [p, q = ''] = path.split('?', 2) as [string, string?];
+      const res = await app.engine.handle(
+        { method: method as 'GET', path: p, query: [...new URLSearchParams(q).entries()], ...(body !== undefined ? { body, bodyKind: 'resource' as const } : {}) },
+        { requestId: 'test-seed', baseUrl: BASE, access: SYSTEM_ACCESS },
+      );
+      return { status: res.status, body: (res.body ? JSON.parse(res.body) : {}) as never };
     },
     async close() {
       await app.close();

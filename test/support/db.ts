@@ -3,7 +3,9 @@
  * set (as .ci/run does), a new database created on that PostgreSQL server and dropped afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import postgres from 'postgres';
 import { inject } from 'vitest';
 import type { Database } from '../../src/store/db.js';
@@ -13,6 +15,8 @@ import { openPostgres } from '../../src/store/postgres.js';
 
 export interface TestDatabase {
   db: Database;
+  /** A private temporary directory for files the server writes (e.g. the demo EHR client key). */
+  dataDir: string;
   /** Connection URL when running on a PostgreSQL server (for tests that start a second instance). */
   url?: string;
   drop(): Promise<void>;
@@ -22,11 +26,20 @@ export const onServer = !!process.env.DATABASE_URL;
 
 export async function openTestDatabase(): Promise<TestDatabase> {
   const serverUrl = process.env.DATABASE_URL;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'samplan-data-'));
+  const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
   if (!serverUrl) {
     const template = inject('pgliteTemplate');
     const db = await openPglite(template ? { loadDataDir: new Blob([readFileSync(template)]) } : {});
     await migrate(db);
-    return { db, drop: () => db.close() };
+    return {
+      db,
+      dataDir,
+      async drop() {
+        await db.close();
+        removeDir();
+      },
+    };
   }
   const name = `samplan_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => undefined });
@@ -37,11 +50,13 @@ export async function openTestDatabase(): Promise<TestDatabase> {
   await migrate(db);
   return {
     db,
+    dataDir,
     url: url.toString(),
     async drop() {
       await db.close();
       await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.end();
+      removeDir();
     },
   };
 }

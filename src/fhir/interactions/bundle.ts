@@ -247,6 +247,7 @@ async function transaction(engine: FhirEngine, call: Call, entries: BundleEntry[
   });
   return {
     status: 200,
+    touched: responses.flatMap((r) => r.touched ?? []),
     body: bundleText('transaction-response', { entries: responses.map((r) => responseEntry(r)) }),
   };
 }

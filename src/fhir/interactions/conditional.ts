@@ -8,6 +8,7 @@ import { executeSearch } from '../../search/execute.js';
 import { parseSearch } from '../../search/parse.js';
 import type { IncludedRow } from '../../search/include.js';
 import type { Queryable } from '../../store/db.js';
+import { visibility } from '../access.js';
 import { errors } from '../outcomes.js';
 import type { QueryParams, RequestContext } from '../types.js';
 
@@ -28,7 +29,7 @@ export async function findMatches(
   if (!query.filters.length) throw errors.badRequest('A conditional request needs at least one search parameter that filters');
   const key = `${type}?${[...criteria].map(([k, v]) => `${k}=${v}`).sort().join('&')}`;
   await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
-  const result = await executeSearch(q, { ...query, count: 2, total: 'none', includes: [], revincludes: [], sort: [] });
+  const result = await executeSearch(q, { ...query, count: 2, total: 'none', includes: [], revincludes: [], sort: [] }, visibility(ctx.access));
   return result.matches;
 }
 

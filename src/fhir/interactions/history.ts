@@ -7,6 +7,7 @@ import type { HistoryCursor } from '../../store/resources.js';
 import { DEFAULT_COUNT, MAX_COUNT } from '../../search/query.js';
 import { dateRange } from '../../search/values.js';
 import { bundleText, type BundleLink, fullUrl } from '../bundles.js';
+import { visibility } from '../access.js';
 import { errors } from '../outcomes.js';
 import type { Call, Services } from '../services.js';
 import type { FhirResponse } from '../types.js';
@@ -45,9 +46,10 @@ export async function history(s: Services, call: Call, type?: string, id?: strin
     }
   }
 
+  const visible = visibility(ctx.access);
   let rid: number | undefined;
   if (type && id) {
-    const row = await s.store.read(call.q, type, id);
+    const row = await s.store.read(call.q, type, id, visible);
     if (!row) throw errors.notFound(type, id);
     rid = row.rid;
   }
@@ -56,6 +58,7 @@ export async function history(s: Services, call: Call, type?: string, id?: strin
       ? []
       : await s.store.history(call.q, { ...(rid !== undefined ? { rid } : {}), ...(type ? { type } : {}) }, {
           count: count + 1,
+          visible,
           ...(since ? { since } : {}),
           ...(before ? { before } : {}),
         });
@@ -89,5 +92,9 @@ export async function history(s: Services, call: Call, type?: string, id?: strin
     };
   });
   const total = type && id && !since && !before && !more ? page.length : undefined;
-  return { status: 200, body: bundleText('history', { ...(total !== undefined ? { total } : {}), link: links, entries }) };
+  return {
+    status: 200,
+    touched: page.map((v) => ({ type: v.type, id: v.id, version: v.version })),
+    body: bundleText('history', { ...(total !== undefined ? { total } : {}), link: links, entries }),
+  };
 }

@@ -3,6 +3,7 @@
  * (unless _summary/_elements ask for less), with ETag and Last-Modified; If-None-Match and
  * If-Modified-Since give 304. A deleted resource gives 410 Gone.
  */
+import { visibility } from '../access.js';
 import { errors } from '../outcomes.js';
 import type { Call, Services } from '../services.js';
 import { subset } from '../subsetting.js';
@@ -43,10 +44,10 @@ function subsetParams(call: Call): { summary?: Summary; elements?: string[] } {
 }
 
 export async function read(s: Services, call: Call, type: string, id: string): Promise<FhirResponse> {
-  const row = await s.store.read(call.q, type, id);
+  const row = await s.store.read(call.q, type, id, visibility(call.ctx.access));
   if (!row) throw errors.notFound(type, id);
   if (row.deleted || row.content === null) throw errors.gone(type, id);
-  const headers = { versionId: String(row.version), lastModified: row.lastUpdated };
+  const headers = { versionId: String(row.version), lastModified: row.lastUpdated, touched: [{ type, id, version: row.version }] };
   if (notModified(call, row.version, row.lastUpdated)) return { status: 304, ...headers };
   const { summary, elements } = subsetParams(call);
   return { status: 200, body: subset(row.content, summary, elements), ...headers };
@@ -54,13 +55,14 @@ export async function read(s: Services, call: Call, type: string, id: string): P
 
 export async function vread(s: Services, call: Call, type: string, id: string, vid: string): Promise<FhirResponse> {
   if (!/^\d{1,9}$/.test(vid)) throw errors.notFound(type, id, vid);
-  const row = await s.store.readVersion(call.q, type, id, Number(vid));
+  const visible = visibility(call.ctx.access);
+  const row = await s.store.readVersion(call.q, type, id, Number(vid), visible);
   if (!row) {
-    if (!(await s.store.read(call.q, type, id))) throw errors.notFound(type, id);
+    if (!(await s.store.read(call.q, type, id, visible))) throw errors.notFound(type, id);
     throw errors.notFound(type, id, vid);
   }
   if (row.content === null) throw errors.gone(type, id);
-  const headers = { versionId: String(row.version), lastModified: row.lastUpdated };
+  const headers = { versionId: String(row.version), lastModified: row.lastUpdated, touched: [{ type, id, version: row.version }] };
   if (notModified(call, row.version, row.lastUpdated)) return { status: 304, ...headers };
   const { summary, elements } = subsetParams(call);
   return { status: 200, body: subset(row.content, summary, elements), ...headers };

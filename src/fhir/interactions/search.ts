@@ -6,6 +6,7 @@
 import { executeSearch } from '../../search/execute.js';
 import { encodeCursor, parseSearch } from '../../search/parse.js';
 import type { SearchQuery } from '../../search/query.js';
+import { visibility } from '../access.js';
 import { bundleText, type BundleEntryText, type BundleLink, fullUrl, outcomeEntry } from '../bundles.js';
 import { issue, outcome } from '../outcomes.js';
 import type { Call, Services } from '../services.js';
@@ -29,7 +30,7 @@ export async function search(
     baseUrl: ctx.baseUrl,
     ...(options.compartment ? { compartment: options.compartment } : {}),
   });
-  const result = await executeSearch(call.q, query);
+  const result = await executeSearch(call.q, query, visibility(ctx.access));
 
   const path = options.compartment ? `${options.compartment}/${type}` : (type ?? '');
   const base = path ? `${ctx.baseUrl}/${path}` : ctx.baseUrl;
@@ -66,6 +67,7 @@ export async function search(
   }
   return {
     status: 200,
+    touched: [...result.matches, ...result.included].map((r) => ({ type: r.type, id: r.id, version: r.version })),
     body: bundleText('searchset', { ...(result.total !== undefined ? { total: result.total } : {}), link: links, entries }),
   };
 }

@@ -4,11 +4,12 @@
  * with an OperationOutcome that lists every issue, or says all is well.
  */
 import type { Parameters, Resource } from '@medplum/fhirtypes';
+import { visibility } from '../access.js';
 import { errors, informational, outcome } from '../outcomes.js';
 import type { Operation } from '../operations.js';
 import { outcomeResponse } from '../respond.js';
 import type { Call, Services } from '../services.js';
-import type { FhirResponse } from '../types.js';
+import type { FhirResponse, ResourceRef } from '../types.js';
 import { validateResource } from '../validation/validator.js';
 import { bodyResource } from './write.js';
 
@@ -29,12 +30,14 @@ async function handler(s: Services, call: Call, target: { type?: string; id?: st
   profile ??= call.req.query.find(([k]) => k === 'profile')?.[1];
   mode ??= call.req.query.find(([k]) => k === 'mode')?.[1];
   if (mode && !['create', 'update', 'delete'].includes(mode)) throw errors.badRequest('mode must be create, update or delete');
+  const touched: ResourceRef[] = [];
   if (target.id) {
-    const stored = await s.store.read(call.q, type, target.id);
+    const stored = await s.store.read(call.q, type, target.id, visibility(call.ctx.access));
     if (mode === 'delete' || !resource) {
       if (!stored || stored.deleted || !stored.content) throw errors.notFound(type, target.id);
       if (mode === 'delete') return outcomeResponse(200, informational(`${type}/${target.id} can be deleted`));
       resource = JSON.parse(stored.content) as Resource;
+      touched.push({ type, id: target.id, version: stored.version });
     }
   }
   if (!resource) throw errors.badRequest(`$validate needs a ${type} resource in the body`);
@@ -43,7 +46,7 @@ async function handler(s: Services, call: Call, target: { type?: string; id?: st
     throw errors.idMismatch(`The id in the resource does not match ${type}/${target.id}`);
   }
   const issues = validateResource(resource, profile ? { profile } : {});
-  return outcomeResponse(200, issues.length ? outcome(issues) : informational('Validation passed: no issues found'));
+  return { ...outcomeResponse(200, issues.length ? outcome(issues) : informational('Validation passed: no issues found')), touched };
 }
 
 export const validateOperation: Operation = {

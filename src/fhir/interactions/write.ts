@@ -5,10 +5,12 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import { inTransaction } from '../../store/db.js';
+import { visibility } from '../access.js';
 import { errors, informational } from '../outcomes.js';
 import { outcomeResponse, versionResponse } from '../respond.js';
 import type { Call, Services } from '../services.js';
 import type { FhirRequest, FhirResponse } from '../types.js';
+import type { WrittenVersion } from '../writer.js';
 import { findSingle, parseCriteria } from './conditional.js';
 
 /** The body as a resource of `type`, or a 400 saying what is wrong with it. */
@@ -34,7 +36,7 @@ export async function create(s: Services, call: Call, type: string): Promise<Fhi
     if (req.ifNoneExist !== undefined) {
       const existing = await findSingle(tx, ctx, type, parseCriteria(req.ifNoneExist), 'If-None-Exist');
       if (existing) {
-        const row = await s.store.read(tx, type, existing.id);
+        const row = await s.store.read(tx, type, existing.id, visibility(ctx.access));
         if (row?.content) {
           return versionResponse(200, { ...row, content: row.content }, req, ctx, {
             message: `${type}/${row.id} already matches the If-None-Exist criteria; nothing was created`,
@@ -81,9 +83,9 @@ export async function conditionalUpdate(s: Services, call: Call, type: string): 
 export async function remove(s: Services, call: Call, type: string, id: string): Promise<FhirResponse> {
   const { req } = call;
   const deleted = await inTransaction(call.q, (tx) =>
-    s.writer.delete(tx, type, id, req.ifMatch !== undefined ? { ifMatch: req.ifMatch } : {}),
+    s.writer.delete(tx, call.ctx, type, id, req.ifMatch !== undefined ? { ifMatch: req.ifMatch } : {}),
   );
-  return deleteResponse(req, deleted ? `Deleted ${type}/${id}` : `${type}/${id} did not exist or was already deleted`, deleted?.version);
+  return deleteResponse(req, deleted ? `Deleted ${type}/${id}` : `${type}/${id} did not exist or was already deleted`, deleted);
 }
 
 export async function conditionalDelete(s: Services, call: Call, type: string): Promise<FhirResponse> {
@@ -91,14 +93,17 @@ export async function conditionalDelete(s: Services, call: Call, type: string): 
   return inTransaction(call.q, async (tx) => {
     const match = await findSingle(tx, ctx, type, req.query, 'Conditional delete');
     if (!match) return deleteResponse(req, `No ${type} matched the criteria; nothing was deleted`);
-    const deleted = await s.writer.delete(tx, type, match.id);
-    return deleteResponse(req, `Deleted ${type}/${match.id}`, deleted?.version);
+    const deleted = await s.writer.delete(tx, ctx, type, match.id);
+    return deleteResponse(req, `Deleted ${type}/${match.id}`, deleted);
   });
 }
 
-function deleteResponse(req: FhirRequest, message: string, version?: number): FhirResponse {
+function deleteResponse(req: FhirRequest, message: string, deleted?: WrittenVersion): FhirResponse {
   const response =
     req.preferReturn === 'OperationOutcome' ? outcomeResponse(200, informational(message)) : ({ status: 204 } as FhirResponse);
-  if (version !== undefined) response.versionId = String(version);
+  if (deleted) {
+    response.versionId = String(deleted.version);
+    response.touched = [{ type: deleted.type, id: deleted.id, version: deleted.version }];
+  }
   return response;
 }

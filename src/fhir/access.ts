@@ -1,0 +1,54 @@
+/**
+ * The engine's view of access rules. The security layer compiles one Access per request from the
+ * caller and the patient's settings; the engine and the data layer only apply it: every SQL read
+ * (read, vread, search, includes, _has, chains, history) ANDs `readFilter`, and the write pipeline
+ * calls `checkWrite` under the row lock. Internal callers (seeding) use SYSTEM_ACCESS.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import type { RawBuilder } from 'kysely';
+import type { Visibility } from '../store/resources.js';
+
+export type Interaction =
+  | 'read'
+  | 'vread'
+  | 'search'
+  | 'history'
+  | 'create'
+  | 'update'
+  | 'patch'
+  | 'delete'
+  | 'operation'
+  | 'capabilities';
+
+export const WRITE_INTERACTIONS: ReadonlySet<Interaction> = new Set(['create', 'update', 'patch', 'delete']);
+
+export interface WriteCheck {
+  type: string;
+  /** The new content; undefined for a delete. */
+  next?: Resource;
+  nextCompartments: readonly string[];
+  /** The current content; undefined for a create. */
+  current?: Resource;
+  currentCompartments: readonly string[];
+}
+
+export interface Access {
+  /** SQL condition on the `resources` row with this alias that makes it visible; undefined: no restriction. */
+  readFilter(alias: string): RawBuilder<unknown> | undefined;
+  /** Refuses (throws a FhirError) an interaction on a type — undefined: system level — before data is touched. */
+  checkInteraction(interaction: Interaction, type: string | undefined): void;
+  /** Refuses a write the caller may not make. */
+  checkWrite(check: WriteCheck): void;
+}
+
+/** No restrictions: for the server's own work (seeding, migrations), never for a request. */
+export const SYSTEM_ACCESS: Access = {
+  readFilter: () => undefined,
+  checkInteraction: () => undefined,
+  checkWrite: () => undefined,
+};
+
+/** The caller's read rule in the form the data layer takes. */
+export function visibility(access: Access): Visibility {
+  return (alias) => access.readFilter(alias);
+}

@@ -1,0 +1,107 @@
+/**
+ * The patient's access log: AuditEvents about one patient, newest first, served from the
+ * append-only audit trail (not the resources table, so they cannot be written through the API).
+ * Only records about the patients the request is about are visible; a clinician's national id is
+ * left out of what citizens see.
+ */
+import type { AuditEvent } from '@medplum/fhirtypes';
+import { sql } from 'kysely';
+import { DEFAULT_COUNT, MAX_COUNT } from '../../search/query.js';
+import { dateRange } from '../../search/values.js';
+import { compile, type Fragment } from '../../store/sql.js';
+import { type BundleLink, bundleText, fullUrl } from '../bundles.js';
+import { errors } from '../outcomes.js';
+import type { Call, Services } from '../services.js';
+import type { FhirResponse } from '../types.js';
+
+interface Row {
+  seq: number;
+  id: string;
+  recorded: Date;
+  content: string;
+}
+
+/** What a citizen is shown of an audit record: everything but the clinician's national id. */
+function forCitizen(content: string): string {
+  const event = JSON.parse(content) as AuditEvent;
+  for (const agent of event.agent ?? []) delete agent.altId;
+  return JSON.stringify(event);
+}
+
+function allowedPatients(call: Call): string[] {
+  return [...(call.ctx.patientIds ?? [])];
+}
+
+export async function auditLogRead(s: Services, call: Call, id: string): Promise<FhirResponse> {
+  const patients = allowedPatients(call);
+  const rows = await s.db.query<Row>('SELECT seq, id, recorded, content FROM audit_events WHERE id = $1 AND patient_id = ANY($2::text[])', [id, patients]);
+  const row = rows[0];
+  if (!row) throw errors.notFound('AuditEvent', id);
+  return { status: 200, body: forCitizen(row.content) };
+}
+
+export async function auditLogSearch(s: Services, call: Call): Promise<FhirResponse> {
+  const { ctx, req } = call;
+  let patients = allowedPatients(call);
+  let count = DEFAULT_COUNT;
+  const where: Fragment[] = [];
+  let after: { recorded: string; seq: number } | undefined;
+  const used: Array<[string, string]> = [];
+  for (const [name, value] of req.query) {
+    if (name === 'patient') {
+      const id = value.replace(/^Patient\//, '');
+      patients = patients.filter((p) => p === id);
+      used.push([name, value]);
+    } else if (name === 'date') {
+      const m = /^(ge|le|gt|lt|eq)?(.+)$/.exec(value);
+      const range = m ? dateRange(m[2] as string) : undefined;
+      if (!m || !range) throw errors.invalidSearch(`Invalid date "${value.slice(0, 40)}" for the access log`);
+      const prefix = m[1] ?? 'eq';
+      where.push(
+        prefix === 'ge' ? sql`recorded >= ${range.lo}::timestamptz`
+        : prefix === 'gt' ? sql`recorded >= ${range.hi}::timestamptz`
+        : prefix === 'le' ? sql`recorded < ${range.hi}::timestamptz`
+        : prefix === 'lt' ? sql`recorded < ${range.lo}::timestamptz`
+        : sql`recorded >= ${range.lo}::timestamptz AND recorded < ${range.hi}::timestamptz`,
+      );
+      used.push([name, value]);
+    } else if (name === '_count') {
+      if (!/^\d+$/.test(value)) throw errors.invalidSearch('_count must be a non-negative integer');
+      count = Math.min(Number(value), MAX_COUNT);
+      used.push([name, value]);
+    } else if (name === '_cursor') {
+      try {
+        const c = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as { recorded: unknown; seq: unknown };
+        if (typeof c.recorded !== 'string' || Number.isNaN(Date.parse(c.recorded)) || !Number.isSafeInteger(c.seq)) throw new Error();
+        after = { recorded: c.recorded, seq: c.seq as number };
+      } catch {
+        throw errors.invalidSearch('The paging cursor is not valid');
+      }
+    } else if (name === '_sort') {
+      if (value !== '-date') throw errors.invalidSearch('The access log is sorted newest first (_sort=-date)');
+    } else if (req.preferHandling === 'strict') {
+      throw errors.invalidSearch(`Unknown parameter "${name}" for the access log (Prefer: handling=strict)`);
+    }
+  }
+  const c = compile(sql`SELECT seq, id, recorded, content FROM audit_events
+    WHERE patient_id = ANY(${patients}::text[]) ${where.length ? sql`AND ${sql.join(where, sql` AND `)}` : sql``}
+    ${after ? sql`AND (recorded, seq) < (${after.recorded}::timestamptz, ${after.seq}::bigint)` : sql``}
+    ORDER BY recorded DESC, seq DESC LIMIT ${count + 1}`);
+  const rows = count === 0 ? [] : await s.db.query<Row>(c.sql, c.parameters);
+  const page = rows.slice(0, count);
+  const base = `${ctx.baseUrl}/AuditEvent`;
+  const link = (params: Array<[string, string]>) => (params.length ? `${base}?${new URLSearchParams(params).toString()}` : base);
+  const links: BundleLink[] = [{ relation: 'self', url: link(used) }];
+  const last = page[page.length - 1];
+  if (rows.length > count && last) {
+    const cursor = Buffer.from(JSON.stringify({ recorded: last.recorded.toISOString(), seq: last.seq })).toString('base64url');
+    links.push({ relation: 'next', url: link([...used, ['_cursor', cursor]]) });
+  }
+  return {
+    status: 200,
+    body: bundleText('searchset', {
+      link: links,
+      entries: page.map((r) => ({ fullUrl: fullUrl(ctx.baseUrl, 'AuditEvent', r.id), resource: forCitizen(r.content), extra: { search: { mode: 'match' } } })),
+    }),
+  };
+}

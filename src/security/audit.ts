@@ -1,0 +1,182 @@
+/**
+ * The audit trail: an AuditEvent for every read, search and write of patient data (the status
+ * check excepted), saying who (pid, HPR number, role, legal entity, point of care), for whom
+ * (representation), which patient, what (resources and versions), why (access basis, reason),
+ * from which client system, and the outcome. Writes record theirs in the same database
+ * transaction as the change; reads wait for their record to be stored (group-committed with
+ * concurrent reads) before any data is returned. The table is append-only (see migration 003).
+ */
+import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
+import type { RequestContext } from '../fhir/types.js';
+import { OID } from '../no/identifiers.js';
+import { CODE_SYSTEM } from '../no/codes.js';
+import { Batcher } from '../store/batch.js';
+import type { Database, Queryable } from '../store/db.js';
+import { isEmergency, type Principal } from './principal.js';
+
+export const AUDIT_CODES = {
+  agentType: 'https://samplan.no/fhir/CodeSystem/audit-agent-type',
+  accessBasis: 'https://samplan.no/fhir/CodeSystem/nhn-access-basis',
+  representation: 'https://samplan.no/fhir/CodeSystem/representation-basis',
+  clientId: 'https://samplan.no/fhir/NamingSystem/client-id',
+} as const;
+
+export interface AuditedEntity {
+  type: string;
+  id: string;
+  version?: number;
+}
+
+/** What the engine tells the audit trail about one request. */
+export interface AuditRecord {
+  ctx: RequestContext;
+  /** FHIR restful-interaction code: read, vread, search-type, create, update, patch, delete, transaction, history-instance, operation … */
+  interaction: string;
+  outcome: 'success' | 'refused' | 'failed';
+  outcomeText?: string;
+  entities: readonly AuditedEntity[];
+  /** Names of the search parameters used (never their values: they may hold national ids). */
+  queryParams?: readonly string[];
+}
+
+export interface StoredAuditEvent {
+  id: string;
+  recorded: string;
+  patientId: string | null;
+  content: string;
+}
+
+const ACTION: Record<string, AuditEvent['action']> = {
+  create: 'C',
+  read: 'R',
+  vread: 'R',
+  'history-instance': 'R',
+  'history-type': 'R',
+  'history-system': 'R',
+  'search-type': 'E',
+  'search-system': 'E',
+  update: 'U',
+  patch: 'U',
+  delete: 'D',
+  transaction: 'E',
+  operation: 'E',
+};
+
+const coding = (system: string, code: string, display?: string): Coding => ({ system, code, ...(display ? { display } : {}) });
+
+function agents(p: Principal): AuditEventAgent[] {
+  const purpose = p.kind === 'personnel' ? [{ coding: [coding(AUDIT_CODES.accessBasis, p.accessBasis), coding('http://terminology.hl7.org/CodeSystem/v3-ActReason', isEmergency(p.accessBasis) ? 'ETREAT' : 'TREAT')], ...(p.reason ? { text: p.reason } : {}) }] : undefined;
+  const user = coding('http://terminology.hl7.org/CodeSystem/extra-security-role-type', 'humanuser', 'human user');
+  const client = (clientId: string, display?: string): AuditEventAgent => ({
+    type: { coding: [coding(AUDIT_CODES.agentType, 'client-system', 'Client system')] },
+    who: { identifier: { system: AUDIT_CODES.clientId, value: clientId }, ...(display ? { display } : {}) },
+    requestor: false,
+  });
+  if (p.kind === 'personnel') {
+    return [
+      {
+        type: { coding: [user] },
+        who: { identifier: { system: OID.hpr, value: p.hpr }, ...(p.name ? { display: p.name } : {}) },
+        altId: p.pid,
+        requestor: true,
+        role: [{ coding: [coding(CODE_SYSTEM.personnelCategory, p.role.code)] }],
+        ...(purpose ? { purposeOfUse: purpose } : {}),
+      },
+      { type: { coding: [coding(AUDIT_CODES.agentType, 'point-of-care', 'Point of care')] }, who: { identifier: { system: OID.orgnr, value: p.orgnrChild } }, requestor: false },
+      { type: { coding: [coding(AUDIT_CODES.agentType, 'legal-entity', 'Legal entity')] }, who: { identifier: { system: OID.orgnr, value: p.orgnrParent } }, requestor: false },
+      client(p.clientId, p.sourceSystem),
+    ];
+  }
+  if (p.kind === 'citizen') {
+    return [
+      {
+        type: { coding: [user] },
+        who: { identifier: { system: OID.fnr, value: p.pid }, ...(p.name ? { display: p.name } : {}) },
+        requestor: true,
+        role: [{ coding: [coding(AUDIT_CODES.representation, p.representation.basis)] }],
+      },
+      client(p.clientId),
+    ];
+  }
+  return [client(p.clientId, p.sourceSystem ?? p.clientName)];
+}
+
+/** The AuditEvent for a request, and the row that stores it. */
+export function auditEvent(record: AuditRecord): StoredAuditEvent {
+  const { ctx } = record;
+  const id = crypto.randomUUID();
+  const recorded = new Date().toISOString();
+  const patientId = ctx.patientIds?.[0] ?? record.entities.find((e) => e.type === 'Patient')?.id ?? null;
+  const entities: AuditEventEntity[] = [];
+  if (patientId) {
+    entities.push({
+      what: { reference: `Patient/${patientId}` },
+      type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '1', 'Person'),
+      role: coding('http://terminology.hl7.org/CodeSystem/object-role', '1', 'Patient'),
+    });
+  }
+  for (const e of record.entities) {
+    if (e.type === 'Patient' && e.id === patientId) continue;
+    entities.push({
+      what: { reference: `${e.type}/${e.id}${e.version !== undefined ? `/_history/${e.version}` : ''}` },
+      type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '2', 'System Object'),
+      role: coding('http://terminology.hl7.org/CodeSystem/object-role', '4', 'Domain Resource'),
+    });
+  }
+  if (record.queryParams?.length) {
+    entities.push({
+      type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '2', 'System Object'),
+      role: coding('http://terminology.hl7.org/CodeSystem/object-role', '24', 'Query'),
+      description: `Search parameters: ${[...new Set(record.queryParams)].join(', ')}`,
+    });
+  }
+  const event: AuditEvent = {
+    resourceType: 'AuditEvent',
+    id,
+    meta: { versionId: '1', lastUpdated: recorded },
+    type: coding('http://terminology.hl7.org/CodeSystem/audit-event-type', 'rest', 'RESTful Operation'),
+    subtype: [coding('http://hl7.org/fhir/restful-interaction', record.interaction)],
+    action: ACTION[record.interaction] ?? 'E',
+    recorded,
+    outcome: record.outcome === 'success' ? '0' : record.outcome === 'refused' ? '4' : '8',
+    ...(record.outcomeText ? { outcomeDesc: record.outcomeText.slice(0, 500) } : {}),
+    ...(ctx.principal?.kind === 'personnel'
+      ? { purposeOfEvent: [{ coding: [coding(AUDIT_CODES.accessBasis, ctx.principal.accessBasis)], ...(ctx.principal.reason ? { text: ctx.principal.reason } : {}) }] }
+      : {}),
+    agent: ctx.principal ? agents(ctx.principal) : [{ who: { display: 'Samplan' }, requestor: true }],
+    source: {
+      site: 'Samplan',
+      observer: { display: 'Samplan' },
+      type: [coding('http://terminology.hl7.org/CodeSystem/security-source-type', '4', 'Application Server')],
+    },
+    ...(entities.length ? { entity: entities } : {}),
+  };
+  return { id, recorded, patientId, content: JSON.stringify(event) };
+}
+
+const INSERT = 'INSERT INTO audit_events (id, recorded, patient_id, content) SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])';
+
+function insertParams(rows: StoredAuditEvent[]): unknown[] {
+  return [rows.map((r) => r.id), rows.map((r) => r.recorded), rows.map((r) => r.patientId), rows.map((r) => r.content)];
+}
+
+export class AuditWriter {
+  private readonly batch: Batcher<StoredAuditEvent, undefined>;
+
+  constructor(db: Database) {
+    this.batch = new Batcher<StoredAuditEvent, undefined>(async (rows) => {
+      await db.query(INSERT, insertParams(rows));
+      return rows.map(() => undefined);
+    });
+  }
+
+  /** Stores the record of a read (or a refused request); resolves once it is committed. */
+  async record(record: AuditRecord): Promise<void> {
+    await this.batch.add(auditEvent(record));
+  }
+
+  /** Stores the record of a write inside the write's own transaction. */
+  async recordIn(tx: Queryable, record: AuditRecord): Promise<void> {
+    await tx.query(INSERT, insertParams([auditEvent(record)]));
+  }
+}
