@@ -258,9 +258,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   };
 
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-  app.route({ method: [...methods], url: '/fhir', handler: fhirHandler, exposeHeadRoute: false });
-  app.route({ method: [...methods], url: '/fhir/*', handler: fhirHandler, exposeHeadRoute: false });
-  registerHealth(app, options.ready);
+  // Registered as a plugin so it loads after the hardening plugins and gets their route hooks.
+  void app.register(async (api) => {
+    api.route({ method: [...methods], url: '/fhir', handler: fhirHandler, exposeHeadRoute: false });
+    api.route({ method: [...methods], url: '/fhir/*', handler: fhirHandler, exposeHeadRoute: false });
+    registerHealth(api, options.ready);
+  });
   for (const plugin of options.plugins ?? []) void app.register(plugin);
   return app;
 }

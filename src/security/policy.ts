@@ -227,8 +227,8 @@ export class PrincipalAccess implements Access {
     if (!isPrivacy) this.contentRefusal?.();
     if (w.type === 'Consent') this.checkConsentWrite(w);
     else if (p.kind === 'citizen') {
-      if (!this.privacy.consent) throw errors.forbidden(ErrorCode.ConsentMissing, 'Give consent to having a plan before adding to it');
       this.checkCitizenAuthored(w);
+      if (!this.privacy.consent) throw errors.forbidden(ErrorCode.ConsentMissing, 'Give consent to having a plan before adding to it');
     } else if (!this.privacy.consent && !isPrivacy) {
       throw errors.forbidden(ErrorCode.ConsentMissing, 'The patient has not consented to having a plan, so none can be stored');
     }

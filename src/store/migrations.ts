@@ -180,4 +180,26 @@ CREATE TABLE server_secrets (
 );
 `,
   },
+  {
+    // Logins in progress, sessions, codes and seen client-assertion ids of the embedded identity
+    // provider, shared by all instances.
+    id: '004-identity-provider-artifacts',
+    sql: `
+CREATE TABLE idp_artifacts (
+  model       text NOT NULL,
+  id          text NOT NULL,
+  payload     text NOT NULL,
+  grant_id    text,
+  uid         text,
+  user_code   text,
+  expires_at  timestamptz,
+  consumed_at timestamptz,
+  PRIMARY KEY (model, id)
+);
+CREATE INDEX idp_artifacts_grant ON idp_artifacts (model, grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX idp_artifacts_uid ON idp_artifacts (model, uid) WHERE uid IS NOT NULL;
+CREATE INDEX idp_artifacts_user_code ON idp_artifacts (model, user_code) WHERE user_code IS NOT NULL;
+CREATE INDEX idp_artifacts_expires ON idp_artifacts (expires_at);
+`,
+  },
 ];

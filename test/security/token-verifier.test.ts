@@ -3,6 +3,7 @@
  * discovery document, keys rotated by the issuer are picked up, and tokens that are not access
  * tokens are refused.
  */
+import { webcrypto } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
@@ -39,7 +40,7 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 const claims = () => ({ iss: issuer, aud: 'nhn:samplan', client_id: 'x', scope: 'nhn:samplan/read' });
-const sign = (key: CryptoKey, kid: string, typ = 'at+jwt', extra: Record<string, unknown> = {}) =>
+const sign = (key: webcrypto.CryptoKey, kid: string, typ = 'at+jwt', extra: Record<string, unknown> = {}) =>
   new SignJWT({ ...claims(), ...extra }).setProtectedHeader({ alg: 'ES256', kid, typ }).setIssuedAt().setExpirationTime('5m').sign(key);
 
 async function refusal(p: Promise<unknown>): Promise<string> {

@@ -16,9 +16,10 @@ import { openTestDatabase, type TestDatabase } from './db.js';
 
 export const BASE = 'http://test.local/fhir';
 
-export interface TestResponse<T = Record<string, unknown>> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are checked field by field
+export interface TestResponse<T = Record<string, any>> {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: Record<string, string | number | string[] | undefined>;
   body: T;
   text: string;
 }
@@ -26,15 +27,17 @@ export interface TestResponse<T = Record<string, unknown>> {
 export interface TestServer {
   app: App;
   database: TestDatabase;
-  request<T = Record<string, unknown>>(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  request<T = Record<string, any>>(
     method: string,
     path: string,
     options?: { body?: unknown; raw?: string; headers?: Record<string, string> },
   ): Promise<TestResponse<T>>;
   /** Creates a resource and returns it as stored (fails the test on a non-201). */
-  create<T extends Resource>(resource: T): Promise<T>;
+  create<T extends Resource>(resource: T): Promise<T & { id: string }>;
   /** Runs a request in process as the server's own system context (seeding data for a test). */
-  system<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  system<T = Record<string, any>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
  * signing key), DPoP proofs made with real keys, the NHN headers an EHR sends, and patients with
  * privacy settings seeded through the server's own system context.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import type { Consent, Patient } from '@medplum/fhirtypes';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { citizenByKey, clinicianByKey } from '../../src/demo/population.js';
@@ -70,7 +70,7 @@ export async function asCitizen(t: TestServer, citizen: string, method: string, 
 }
 
 export interface DpopKey {
-  privateKey: CryptoKey;
+  privateKey: webcrypto.CryptoKey;
   jwk: JWK;
   jkt: string;
 }

@@ -1,0 +1,196 @@
+/**
+ * The audit trail: every read, search and write of patient data leaves an AuditEvent saying who,
+ * for whom, which patient, what, why and from where; writes record it in their own transaction,
+ * reads before returning; if the record cannot be stored the request fails; nobody can change a
+ * record; and the patient can read their own log, emergency access included.
+ */
+import type { AuditEvent, Bundle, OperationOutcome } from '@medplum/fhirtypes';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { citizenByKey, clinicianByKey, organisation } from '../../src/demo/population.js';
+import { hasErrors, validateResource } from '../../src/fhir/validation/validator.js';
+import { OID } from '../../src/no/identifiers.js';
+import { startTestServer, type TestServer } from '../support/app.js';
+import { asClinician, citizenToken, seedPatient } from '../support/security.js';
+
+let t: TestServer;
+let anne = '';
+let bjorn = '';
+
+beforeAll(async () => {
+  t = await startTestServer({}, { auth: 'tokens' });
+  anne = await seedPatient(t, 'anne', { blocked: ['vikarlege'] });
+  bjorn = await seedPatient(t, 'bjorn');
+});
+afterAll(async () => t?.close());
+
+async function events(patientId: string): Promise<AuditEvent[]> {
+  const rows = await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 ORDER BY seq', [patientId]);
+  return rows.map((r) => JSON.parse(r.content) as AuditEvent);
+}
+const last = async (patientId: string) => (await events(patientId)).at(-1) as AuditEvent;
+
+describe('what is recorded', () => {
+  it('records a clinician read with who, where, why and what', async () => {
+    const plan = ((await t.system<Bundle>('GET', `CarePlan?subject=Patient/${bjorn}`)).body.entry?.[0]?.resource) as { id: string };
+    const res = await asClinician(t, 'fastlege', 'GET', `CarePlan/${plan.id}`, { patient: 'bjorn', basis: 'UNNTAK' });
+    expect(res.status).toBe(200);
+    const e = await last(bjorn);
+    const gp = clinicianByKey('fastlege');
+    const org = organisation(gp.organisation);
+    expect(e.action).toBe('R');
+    expect(e.subtype?.[0]?.code).toBe('read');
+    expect(e.outcome).toBe('0');
+    const user = e.agent?.find((a) => a.requestor);
+    expect(user?.who?.identifier).toEqual({ system: OID.hpr, value: gp.hpr });
+    expect(user?.altId).toBe(gp.pid);
+    expect(user?.role?.[0]?.coding?.[0]?.code).toBe('LE');
+    const orgs = e.agent?.filter((a) => a.who?.identifier?.system === OID.orgnr).map((a) => a.who?.identifier?.value);
+    expect(orgs?.sort()).toEqual([org.orgnrChild, org.orgnrParent].sort());
+    expect(e.agent?.some((a) => a.who?.display === 'Testjournal 1.0')).toBe(true);
+    expect(e.purposeOfEvent?.[0]?.coding?.[0]?.code).toBe('UNNTAK');
+    expect(e.entity?.map((x) => x.what?.reference)).toEqual([`Patient/${bjorn}`, `CarePlan/${plan.id}/_history/1`]);
+    expect(hasErrors(validateResource(e))).toBe(false);
+  });
+
+  it('records searches with parameter names but never their values', async () => {
+    const nin = citizenByKey('bjorn').pid;
+    await t.request('POST', 'Patient/_search', {
+      raw: `identifier=${OID.fnr}|${nin}`,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Bearer ${await t.app.idp!.issueAccessToken(t.app.idp!.clinicianClaims('fastlege'))}`,
+        'nhn-user-role': encodeURIComponent(JSON.stringify({ system: 'urn:oid:2.16.578.1.12.4.1.1.9060', code: 'LE' })),
+        'nhn-source-system': 'Testjournal 1.0',
+        'nhn-access-basis': 'SAMTYKKE',
+        'nhn-patient-nin': nin,
+      },
+    });
+    const raw = (await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 ORDER BY seq DESC LIMIT 1', [bjorn]))[0]?.content as string;
+    const e = JSON.parse(raw) as AuditEvent;
+    expect(e.subtype?.[0]?.code).toBe('search-type');
+    expect(e.entity?.find((x) => x.role?.code === '24')?.description).toBe('Search parameters: identifier');
+    expect(e.entity?.some((x) => x.what?.reference === `Patient/${bjorn}`)).toBe(true);
+    // The national id is recorded as the patient reference only, never as a search value.
+    expect(raw.split(nin).length - 1).toBe(0);
+  });
+
+  it('records a write in the same transaction, with the new version', async () => {
+    const before = (await events(bjorn)).length;
+    const res = await asClinician(t, 'hjemmesykepleier', 'POST', 'Goal', {
+      patient: 'bjorn',
+      role: 'SP',
+      body: { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Veie seg hver morgen' }, subject: { reference: `Patient/${bjorn}` } },
+    });
+    expect(res.status).toBe(201);
+    const all = await events(bjorn);
+    expect(all.length).toBe(before + 1);
+    const e = all.at(-1) as AuditEvent;
+    expect(e.action).toBe('C');
+    expect(e.entity?.map((x) => x.what?.reference)).toContain(`Goal/${(res.body as { id: string }).id}/_history/1`);
+  });
+
+  it('records refused attempts (a blocked clinician) about the patient', async () => {
+    const res = await asClinician(t, 'vikarlege', 'GET', 'CarePlan', { patient: 'anne' });
+    expect(res.status).toBe(403);
+    const e = await last(anne);
+    expect(e.outcome).toBe('4');
+    expect(e.outcomeDesc).toMatch(/blocked/);
+    expect(e.agent?.find((a) => a.requestor)?.who?.identifier?.value).toBe(clinicianByKey('vikarlege').hpr);
+  });
+
+  it('does not keep a record of a write that failed as if it succeeded', async () => {
+    const before = await events(bjorn);
+    const res = await asClinician(t, 'fastlege', 'POST', 'Goal', {
+      patient: 'bjorn',
+      body: { resourceType: 'Goal', lifecycleStatus: 'not-a-status', description: { text: 'x' }, subject: { reference: `Patient/${bjorn}` } },
+    });
+    expect(res.status).toBe(400);
+    const after = await events(bjorn);
+    expect(after.length).toBe(before.length + 1);
+    expect(after.at(-1)?.outcome).toBe('4');
+    expect(after.at(-1)?.entity?.some((x) => x.what?.reference?.startsWith('Goal/'))).toBe(false);
+  });
+});
+
+describe('emergency access and the patient’s log', () => {
+  it('marks emergency access with its reason and shows it to the patient, without the clinician’s national id', async () => {
+    const res = await asClinician(t, 'lungelege', 'GET', 'CarePlan', { patient: 'bjorn', basis: 'AKUTT', reason: 'Innlagt bevisstløs, trenger egenbehandlingsplan' });
+    expect(res.status).toBe(200);
+    const e = await last(bjorn);
+    expect(e.purposeOfEvent?.[0]?.coding?.[0]?.code).toBe('AKUTT');
+    expect(e.purposeOfEvent?.[0]?.text).toBe('Innlagt bevisstløs, trenger egenbehandlingsplan');
+    expect(e.agent?.find((a) => a.requestor)?.purposeOfUse?.[0]?.coding?.some((c) => c.code === 'ETREAT')).toBe(true);
+
+    const token = await citizenToken(t, 'bjorn');
+    const log = await t.request<Bundle>('GET', 'AuditEvent?_count=50', { headers: { authorization: `Bearer ${token}` } });
+    expect(log.status).toBe(200);
+    const shown = log.body.entry?.map((x) => x.resource as AuditEvent) ?? [];
+    const emergency = shown.find((x) => x.purposeOfEvent?.[0]?.coding?.[0]?.code === 'AKUTT');
+    expect(emergency?.agent?.find((a) => a.requestor)?.who?.display).toBe('Erik Hansen');
+    expect(log.text).not.toContain(clinicianByKey('lungelege').pid);
+    // Newest first.
+    const times = shown.map((x) => x.recorded as string);
+    expect([...times].sort().reverse()).toEqual(times);
+  });
+
+  it('refuses emergency access without a reason', async () => {
+    const res = await asClinician(t, 'lungelege', 'GET', 'CarePlan', { patient: 'bjorn', basis: 'AKUTT' });
+    expect(res.status).toBe(400);
+    expect((res.body as OperationOutcome).issue?.[0]?.details?.coding?.[0]?.code).toBe('EMERGENCY_REASON_REQUIRED');
+  });
+
+  it('lets a representative read the log of the person they act for, and clinicians not at all', async () => {
+    const hanne = await t.app.idp!.issueAccessToken(t.app.idp!.citizenClaims('hanne', { actingFor: 'anne' }));
+    const log = await t.request<Bundle>('GET', 'AuditEvent', { headers: { authorization: `Bearer ${hanne}` } });
+    expect(log.status).toBe(200);
+    expect((log.body.entry ?? []).length).toBeGreaterThan(0);
+    expect((await asClinician(t, 'fastlege', 'GET', 'AuditEvent', { patient: 'anne' })).status).toBe(403);
+  });
+});
+
+describe('the record is kept, whatever happens', () => {
+  it('fails the request, and stores nothing, when the record cannot be written', async () => {
+    const db = t.database.db;
+    const goals = async () => (await t.system<Bundle>('GET', `Goal?subject=Patient/${bjorn}&_summary=count`)).body.total;
+    const goalsBefore = await goals();
+    await db.query(`CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$`);
+    await db.query('CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION fail_audit()');
+    try {
+      const read = await asClinician(t, 'fastlege', 'GET', 'CarePlan', { patient: 'bjorn' });
+      expect(read.status).toBe(500);
+      expect((read.body as OperationOutcome).issue?.[0]?.details?.coding?.[0]?.code).toBe('AUDIT_FAILED');
+      expect(read.text).not.toContain('CarePlan/');
+      const write = await asClinician(t, 'fastlege', 'POST', 'Goal', {
+        patient: 'bjorn',
+        body: { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Skal ikke lagres' }, subject: { reference: `Patient/${bjorn}` } },
+      });
+      expect(write.status).toBe(500);
+    } finally {
+      await db.query('DROP TRIGGER audit_broken ON audit_events');
+      await db.query('DROP FUNCTION fail_audit()');
+    }
+    expect(await goals()).toBe(goalsBefore);
+  });
+
+  it('the database refuses to change or delete a record, whoever asks', async () => {
+    const db = t.database.db;
+    await expect(db.query("UPDATE audit_events SET content = '{}'")).rejects.toThrow(/cannot be changed or deleted/);
+    await expect(db.query('DELETE FROM audit_events')).rejects.toThrow(/cannot be changed or deleted/);
+    await expect(db.query('TRUNCATE audit_events')).rejects.toThrow(/cannot be changed or deleted/);
+  });
+
+  it.each([
+    ['POST', 'AuditEvent'],
+    ['PUT', 'AuditEvent/x'],
+    ['DELETE', 'AuditEvent/x'],
+    ['PATCH', 'AuditEvent/x'],
+  ])('the API refuses %s %s', async (method, path) => {
+    const token = await citizenToken(t, 'bjorn');
+    const res = await t.request(method, path, {
+      ...(method !== 'DELETE' ? { body: { resourceType: 'AuditEvent' } } : {}),
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.status).toBe(405);
+    expect((res.body as OperationOutcome).issue?.[0]?.details?.coding?.[0]?.code).toBe('READ_ONLY');
+  });
+});

@@ -1,0 +1,81 @@
+/** Security headers, CORS allow-list, per-client rate limits, and logs free of secrets and national ids. */
+import { Writable } from 'node:stream';
+import type { OperationOutcome } from '@medplum/fhirtypes';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, createApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { citizenByKey } from '../../src/demo/population.js';
+import { openTestDatabase, type TestDatabase } from '../support/db.js';
+import { nhnHeaders } from '../support/security.js';
+
+let app: App;
+let database: TestDatabase;
+const lines: string[] = [];
+
+beforeAll(async () => {
+  database = await openTestDatabase();
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  const config = loadConfig({ BASE_URL: 'http://hard.test/fhir', DATA_DIR: database.dataDir, CORS_ORIGINS: 'https://portal.example.no', RATE_LIMIT_PER_MINUTE: '8' });
+  app = await createApp(config, pino({ level: 'info' }, sink), { db: database.db });
+});
+afterAll(async () => {
+  await app.close();
+  await database.drop();
+});
+
+describe('hardening', () => {
+  it('sends security headers', async () => {
+    const res = await app.server.inject({ url: '/fhir/metadata' });
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+    expect(res.headers['content-security-policy']).toMatch(/default-src 'none'/);
+    expect(res.headers['x-frame-options']).toBeDefined();
+  });
+
+  it('allows only listed origins by CORS', async () => {
+    const allowed = await app.server.inject({ method: 'OPTIONS', url: '/fhir/Patient', headers: { origin: 'https://portal.example.no', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization,nhn-patient-nin' } });
+    expect(allowed.headers['access-control-allow-origin']).toBe('https://portal.example.no');
+    expect(String(allowed.headers['access-control-allow-headers'])).toMatch(/nhn-patient-nin/);
+    const other = await app.server.inject({ method: 'OPTIONS', url: '/fhir/Patient', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('limits requests per client with 429, Retry-After and an OperationOutcome', async () => {
+    const token = await app.idp!.issueAccessToken(app.idp!.clinicianClaims('fastlege'));
+    const statuses: number[] = [];
+    let limited: { headers: Record<string, unknown>; body: string } | undefined;
+    for (let i = 0; i < 12; i++) {
+      const res = await app.server.inject({ url: '/fhir/Organization', headers: { authorization: `Bearer ${token}`, ...nhnHeaders() } });
+      statuses.push(res.statusCode);
+      if (res.statusCode === 429) limited = { headers: res.headers, body: res.body };
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(8);
+    expect(statuses.slice(8).every((s) => s === 429)).toBe(true);
+    expect(Number(limited?.headers['retry-after'])).toBeGreaterThan(0);
+    const outcome = JSON.parse(limited?.body ?? '{}') as OperationOutcome;
+    expect(outcome.issue?.[0]?.details?.coding?.[0]?.code).toBe('RATE_LIMITED');
+    // Another client is not affected.
+    const other = await app.idp!.issueAccessToken(app.idp!.clinicianClaims('hjemmesykepleier'));
+    expect((await app.server.inject({ url: '/fhir/Organization', headers: { authorization: `Bearer ${other}`, ...nhnHeaders({ role: 'SP' }) } })).statusCode).toBe(200);
+    // Health checks are never limited.
+    expect((await app.server.inject({ url: '/healthz' })).statusCode).toBe(200);
+  });
+
+  it('never logs tokens or national ids', async () => {
+    const token = await app.idp!.issueAccessToken(app.idp!.clinicianClaims('kardiolog'));
+    const nin = citizenByKey('bjorn').pid;
+    await app.server.inject({ url: '/fhir/CarePlan', headers: { authorization: `Bearer ${token}`, ...nhnHeaders({ nin }) } });
+    await app.server.inject({ url: '/fhir/CarePlan', headers: { authorization: 'Bearer broken.token.here', ...nhnHeaders({ nin }) } });
+    const log = lines.join('');
+    expect(log).toContain('"path":"/fhir/CarePlan"');
+    expect(log).not.toContain(nin);
+    expect(log).not.toContain(token.slice(20, 60));
+    expect(log).not.toContain('broken.token.here');
+  });
+});
