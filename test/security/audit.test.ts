@@ -20,6 +20,8 @@ beforeAll(async () => {
   t = await startTestServer({}, { auth: 'tokens' });
   anne = await seedPatient(t, 'anne', { blocked: ['vikarlege'] });
   bjorn = await seedPatient(t, 'bjorn');
+  const ward = organisation('helse-nordvest-lunge');
+  await t.system('POST', 'Organization', { resourceType: 'Organization', name: ward.name, identifier: [{ system: OID.orgnr, value: ward.orgnrChild }] });
 });
 afterAll(async () => t?.close());
 
@@ -127,6 +129,9 @@ describe('emergency access and the patient’s log', () => {
     const shown = log.body.entry?.map((x) => x.resource as AuditEvent) ?? [];
     const emergency = shown.find((x) => x.purposeOfEvent?.[0]?.coding?.[0]?.code === 'AKUTT');
     expect(emergency?.agent?.find((a) => a.requestor)?.who?.display).toBe('Erik Hansen');
+    // In plain words, naming the organisation from the directory.
+    expect(emergency?.text?.div).toMatch(/Erik Hansen \(lege, Helse Nord-Vest HF, lungemedisinsk avdeling\) søkte i planen din .*i en akutt situasjon \(begrunnelse: Innlagt bevisstløs/);
+    expect(hasErrors(validateResource(emergency))).toBe(false);
     expect(log.text).not.toContain(clinicianByKey('lungelege').pid);
     // Newest first.
     const times = shown.map((x) => x.recorded as string);

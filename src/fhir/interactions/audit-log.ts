@@ -4,7 +4,10 @@
  * Only records about the patients the request is about are visible; a clinician's national id is
  * left out of what citizens see.
  */
-import type { AuditEvent } from '@medplum/fhirtypes';
+import type { AuditEvent, Organization } from '@medplum/fhirtypes';
+import { OID } from '../../no/identifiers.js';
+import { searchRegistry } from '../../search/registry.js';
+import { withNarrative } from '../../security/access-log.js';
 import { sql } from 'kysely';
 import { DEFAULT_COUNT, MAX_COUNT } from '../../search/query.js';
 import { dateRange } from '../../search/values.js';
@@ -21,11 +24,30 @@ interface Row {
   content: string;
 }
 
-/** What a citizen is shown of an audit record: everything but the clinician's national id. */
-function forCitizen(content: string): string {
-  const event = JSON.parse(content) as AuditEvent;
-  for (const agent of event.agent ?? []) delete agent.altId;
-  return JSON.stringify(event);
+/**
+ * What a citizen is shown of audit records: everything but the clinicians' national ids, with a
+ * plain-language narrative naming the organisations (from the directory, when registered).
+ */
+async function forCitizen(s: Services, contents: string[]): Promise<string[]> {
+  const events = contents.map((c) => JSON.parse(c) as AuditEvent);
+  const orgnrs = [...new Set(events.flatMap((e) => (e.agent ?? []).map((a) => a.who?.identifier).filter((i) => i?.system === OID.orgnr).map((i) => i?.value as string)))];
+  const names = new Map<string, string>();
+  if (orgnrs.length) {
+    const sp = searchRegistry().get('Organization', 'identifier')?.sp;
+    const rows = await s.db.query<{ content: string }>(
+      `SELECT content FROM resources WHERE type = 'Organization' AND NOT deleted
+         AND rid IN (SELECT rid FROM idx_token WHERE sp = $1 AND system = $2 AND code = ANY($3::text[]))`,
+      [sp, OID.orgnr, orgnrs],
+    );
+    for (const row of rows) {
+      const org = JSON.parse(row.content) as Organization;
+      for (const id of org.identifier ?? []) if (id.system === OID.orgnr && id.value && org.name) names.set(id.value, org.name);
+    }
+  }
+  return events.map((event) => {
+    for (const agent of event.agent ?? []) delete agent.altId;
+    return JSON.stringify(withNarrative(event, names));
+  });
 }
 
 function allowedPatients(call: Call): string[] {
@@ -37,7 +59,7 @@ export async function auditLogRead(s: Services, call: Call, id: string): Promise
   const rows = await s.db.query<Row>('SELECT seq, id, recorded, content FROM audit_events WHERE id = $1 AND patient_id = ANY($2::text[])', [id, patients]);
   const row = rows[0];
   if (!row) throw errors.notFound('AuditEvent', id);
-  return { status: 200, body: forCitizen(row.content) };
+  return { status: 200, body: (await forCitizen(s, [row.content]))[0] as string };
 }
 
 export async function auditLogSearch(s: Services, call: Call): Promise<FhirResponse> {
@@ -97,11 +119,12 @@ export async function auditLogSearch(s: Services, call: Call): Promise<FhirRespo
     const cursor = Buffer.from(JSON.stringify({ recorded: last.recorded.toISOString(), seq: last.seq })).toString('base64url');
     links.push({ relation: 'next', url: link([...used, ['_cursor', cursor]]) });
   }
+  const shown = await forCitizen(s, page.map((r) => r.content));
   return {
     status: 200,
     body: bundleText('searchset', {
       link: links,
-      entries: page.map((r) => ({ fullUrl: fullUrl(ctx.baseUrl, 'AuditEvent', r.id), resource: forCitizen(r.content), extra: { search: { mode: 'match' } } })),
+      entries: page.map((r, i) => ({ fullUrl: fullUrl(ctx.baseUrl, 'AuditEvent', r.id), resource: shown[i], extra: { search: { mode: 'match' } } })),
     }),
   };
 }
