@@ -66,6 +66,21 @@ function postLogoutUris(redirectUris: string[]): string[] {
  * hosts. Subjects here do not depend on it (see pairwiseIdentifier), so it is a placeholder that is
  * never fetched.
  */
+/** A portal: a public browser client, authorization code with PKCE, no client secret. */
+function portalClient(clientId: string, redirectUris: string[]) {
+  return {
+    client_id: clientId,
+    client_name: CLIENT_PROFILES[clientId]?.name,
+    application_type: 'web',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: redirectUris,
+    ...sectorFor(redirectUris),
+    post_logout_redirect_uris: postLogoutUris(redirectUris),
+  };
+}
+
 function sectorFor(redirectUris: string[]): { sector_identifier_uri?: string } {
   return new Set(redirectUris.map((u) => new URL(u).host)).size > 1 ? { sector_identifier_uri: 'https://samplan.invalid/idp-sector' } : {};
 }
@@ -86,28 +101,8 @@ export async function createProvider(setup: ProviderSetup): Promise<ProviderType
   if (!ehrKey) throw new Error('the ehr-test-client key is missing');
 
   const clients = [
-    {
-      client_id: CLIENT_IDS.clinicianPortal,
-      client_name: CLIENT_PROFILES[CLIENT_IDS.clinicianPortal]?.name,
-      application_type: 'web',
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      redirect_uris: setup.redirectUris.clinician,
-      ...sectorFor(setup.redirectUris.clinician),
-      post_logout_redirect_uris: postLogoutUris(setup.redirectUris.clinician),
-    },
-    {
-      client_id: CLIENT_IDS.citizenPortal,
-      client_name: CLIENT_PROFILES[CLIENT_IDS.citizenPortal]?.name,
-      application_type: 'web',
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      redirect_uris: setup.redirectUris.citizen,
-      ...sectorFor(setup.redirectUris.citizen),
-      post_logout_redirect_uris: postLogoutUris(setup.redirectUris.citizen),
-    },
+    portalClient(CLIENT_IDS.clinicianPortal, setup.redirectUris.clinician),
+    portalClient(CLIENT_IDS.citizenPortal, setup.redirectUris.citizen),
     {
       client_id: CLIENT_IDS.ehr,
       client_name: CLIENT_PROFILES[CLIENT_IDS.ehr]?.name,

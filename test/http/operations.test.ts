@@ -1,26 +1,21 @@
 /** Operations: health endpoints, request ids, logs free of personal data, CapabilityStatement. */
-import { Writable } from 'node:stream';
 import type { CapabilityStatement } from '@medplum/fhirtypes';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
 import { openTestDatabase, type TestDatabase } from '../support/db.js';
+import { capturedLogger } from '../support/logs.js';
 
 let app: App;
 let database: TestDatabase;
-const lines: string[] = [];
+let lines: string[] = [];
 
 beforeAll(async () => {
   database = await openTestDatabase();
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  app = await createApp(loadConfig({ BASE_URL: 'http://ops.test/fhir', DATA_DIR: database.dataDir }), pino({ level: 'info' }, sink), {
+  const captured = capturedLogger();
+  lines = captured.lines;
+  app = await createApp(loadConfig({ BASE_URL: 'http://ops.test/fhir', DATA_DIR: database.dataDir }), captured.logger, {
     db: database.db,
     authenticate: async () => ({ access: SYSTEM_ACCESS }),
   });

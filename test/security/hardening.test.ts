@@ -1,28 +1,23 @@
 /** Security headers, CORS allow-list, per-client rate limits, and logs free of secrets and national ids. */
-import { Writable } from 'node:stream';
 import type { OperationOutcome } from '@medplum/fhirtypes';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { citizenByKey } from '../../src/demo/population.js';
 import { openTestDatabase, type TestDatabase } from '../support/db.js';
+import { capturedLogger } from '../support/logs.js';
 import { nhnHeaders } from '../support/security.js';
 
 let app: App;
 let database: TestDatabase;
-const lines: string[] = [];
+let lines: string[] = [];
 
 beforeAll(async () => {
   database = await openTestDatabase();
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
+  const captured = capturedLogger();
+  lines = captured.lines;
   const config = loadConfig({ BASE_URL: 'http://hard.test/fhir', DATA_DIR: database.dataDir, CORS_ORIGINS: 'https://portal.example.no', RATE_LIMIT_PER_MINUTE: '8' });
-  app = await createApp(config, pino({ level: 'info' }, sink), { db: database.db });
+  app = await createApp(config, captured.logger, { db: database.db });
 });
 afterAll(async () => {
   await app.close();
