@@ -31,6 +31,8 @@ export interface Definitions {
   readonly codeSystems: ReadonlyMap<string, CodeSystem>;
   readonly patientCompartment: CompartmentDefinition;
   isResourceType(type: string): boolean;
+  /** Makes a ValueSet or CodeSystem of our own (or a partner's) known, e.g. for required bindings. */
+  addTerminology(resource: ValueSet | CodeSystem): void;
 }
 
 const definitionsDir = path.join(
@@ -99,6 +101,11 @@ export function definitions(): Definitions {
       readFileSync(path.join(definitionsDir, 'compartmentdefinition-patient.json'), 'utf8'),
     ) as CompartmentDefinition,
     isResourceType: (type: string) => resourceTypeSet.has(type),
+    addTerminology(resource) {
+      const { valueSets, codeSystems } = loadTerminology();
+      if (resource.resourceType === 'ValueSet' && resource.url) valueSets.set(resource.url, resource);
+      if (resource.resourceType === 'CodeSystem' && resource.url) codeSystems.set(resource.url, resource);
+    },
   };
   return loaded;
 }

@@ -32,6 +32,44 @@ export interface WriteResult {
 
 type Method = 'POST' | 'PUT' | 'PATCH';
 
+/** A write about to be stored: what domain rules see and may adjust (or refuse by throwing). */
+export interface PendingWrite {
+  q: Queryable;
+  ctx: RequestContext;
+  type: string;
+  id: string;
+  method: Method;
+  /** The current version, if the resource exists. */
+  current?: Resource;
+  next: Resource;
+}
+
+/** A write stored in the current transaction: for what follows from it (provenance, notifications, tasks). */
+export interface StoredWrite {
+  q: Queryable;
+  ctx: RequestContext;
+  type: string;
+  id: string;
+  method: Method | 'DELETE';
+  version: WrittenVersion;
+  previous?: Resource;
+  /** The new content; undefined for a delete. */
+  next?: Resource;
+  compartments: readonly string[];
+  writer: ResourceWriter;
+}
+
+/**
+ * Domain code plugs into the write pipeline here (plan rules, provenance, subscriptions): the
+ * storage layer and the engine know nothing about plans.
+ */
+export interface WriteHook {
+  /** Before validation: returns the resource to store (possibly adjusted); throws a FhirError to refuse. */
+  prepare?(w: PendingWrite): Promise<Resource> | Resource;
+  /** After storing, in the same transaction. */
+  stored?(w: StoredWrite): Promise<void>;
+}
+
 /** `W/"3"` or `"3"` → 3; anything else is a client error. */
 export function parseETag(etag: string): number {
   const m = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(etag);
@@ -57,7 +95,14 @@ function withoutServerMeta(resource: Resource): Resource {
 }
 
 export class ResourceWriter {
+  private readonly hooks: WriteHook[] = [];
+
   constructor(private readonly store: ResourceStore) {}
+
+  /** Adds a hook; hooks run in the order they were added. */
+  use(hook: WriteHook): void {
+    this.hooks.push(hook);
+  }
 
   /** Validates `resource` and throws 400 with every error issue when it is not valid R4. */
   validate(resource: Resource): void {
@@ -77,24 +122,37 @@ export class ResourceWriter {
     return prepared;
   }
 
+  /** Runs the domain hooks over a resource about to be written. */
+  private async applyHooks(q: Queryable, ctx: RequestContext, resource: Resource, method: Method, previous: Resource | undefined): Promise<Resource> {
+    let candidate = resource;
+    for (const hook of this.hooks) {
+      if (hook.prepare) {
+        candidate = await hook.prepare({ q, ctx, type: resource.resourceType, id: resource.id as string, method, next: candidate, ...(previous ? { current: previous } : {}) });
+      }
+    }
+    return candidate;
+  }
+
+  /** Stores `candidate` (hooks already applied) as the next version after `current`. */
   private async write(
     q: Queryable,
     ctx: RequestContext,
-    resource: Resource,
+    candidate: Resource,
     method: Method,
     current: StoredResource | undefined,
   ): Promise<WriteResult | undefined> {
     const version = (current?.version ?? 0) + 1;
     // lastUpdated never goes backwards for a resource, even if the clock does.
     const now = new Date(Math.max(Date.now(), (current?.lastUpdated.getTime() ?? 0) + 1));
-    const prepared = this.prepare(resource, resource.id as string, version, now);
-    const index = extractIndex(prepared, ctx.baseUrl);
     const live = current && !current.deleted && current.content ? current : undefined;
+    const previous = live ? (JSON.parse(live.content as string) as Resource) : undefined;
+    const prepared = this.prepare(candidate, candidate.id as string, version, now);
+    const index = extractIndex(prepared, ctx.baseUrl);
     ctx.access.checkWrite({
       type: prepared.resourceType,
       next: prepared,
       nextCompartments: index.compartments,
-      ...(live ? { current: JSON.parse(live.content as string) as Resource } : {}),
+      ...(previous ? { current: previous } : {}),
       currentCompartments: live?.compartments ?? [],
     });
     const content = serialize(prepared);
@@ -115,8 +173,10 @@ export class ResourceWriter {
       // Someone created the same type/id between our lock attempt and the insert.
       return undefined;
     }
+    const written: WrittenVersion = { type: row.type, id: row.id, version, lastUpdated: now, content };
+    await this.afterStore({ q, ctx, type: row.type, id: row.id, method, version: written, next: prepared, compartments: index.compartments, ...(previous ? { previous } : {}) });
     return {
-      version: { type: row.type, id: row.id, version, lastUpdated: now, content },
+      version: written,
       created: !current || current.deleted,
       changed: true,
     };
@@ -124,7 +184,8 @@ export class ResourceWriter {
 
   /** Creates a resource with a new server-assigned id (or `id` when given, e.g. by conditional update). */
   async create(q: Queryable, ctx: RequestContext, resource: Resource, id?: string): Promise<WriteResult> {
-    const result = await this.write(q, ctx, { ...resource, id: id ?? crypto.randomUUID() }, 'POST', undefined);
+    const withId = { ...resource, id: id ?? crypto.randomUUID() } as Resource;
+    const result = await this.write(q, ctx, await this.applyHooks(q, ctx, withId, 'POST', undefined), 'POST', undefined);
     if (!result) throw errors.conflict(`${resource.resourceType}/${String(id)} already exists`);
     return result;
   }
@@ -181,7 +242,7 @@ export class ResourceWriter {
     if (resource.resourceType !== type) {
       throw errors.badRequest(`The resource is a ${String(resource.resourceType)}, but the URL is for ${type}`, 'resourceType');
     }
-    const candidate = { ...resource, id } as Resource;
+    const candidate = await this.applyHooks(q, ctx, { ...resource, id } as Resource, options.method ?? 'PUT', currentResource);
     if (currentResource && isDeepStrictEqual(withoutServerMeta(candidate), withoutServerMeta(currentResource))) {
       // Still validate: an unchanged but invalid body must not be acknowledged as fine.
       this.validate({ ...candidate, meta: currentResource.meta } as Resource);
@@ -218,6 +279,12 @@ export class ResourceWriter {
       { type, id, version, lastUpdated: now.toISOString(), method: 'DELETE', content: null, compartments: [] },
       undefined,
     );
-    return { type, id, version, lastUpdated: now, content: null };
+    const written: WrittenVersion = { type, id, version, lastUpdated: now, content: null };
+    await this.afterStore({ q, ctx, type, id, method: 'DELETE', version: written, previous: JSON.parse(current.content as string) as Resource, compartments: current.compartments });
+    return written;
+  }
+
+  private async afterStore(w: Omit<StoredWrite, 'writer'>): Promise<void> {
+    for (const hook of this.hooks) await hook.stored?.({ ...w, writer: this });
   }
 }

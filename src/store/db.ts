@@ -10,6 +10,20 @@ export interface Queryable {
 /** A connection inside an open transaction. */
 export interface Transaction extends Queryable {
   readonly inTransaction: true;
+  /**
+   * Runs `check` after the transaction's work and before it commits (a throw rolls it back):
+   * for rules that hold for the whole transaction, like references between entries of a Bundle.
+   */
+  beforeCommit(check: () => Promise<void>): void;
+}
+
+/** Wraps a driver's transaction body so that beforeCommit checks run last, in order. */
+export async function runWithChecks<T>(query: Queryable['query'], fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  const checks: Array<() => Promise<void>> = [];
+  const tx: Transaction = { inTransaction: true, query, beforeCommit: (check) => void checks.push(check) };
+  const result = await fn(tx);
+  for (let i = 0; i < checks.length; i++) await (checks[i] as () => Promise<void>)();
+  return result;
 }
 
 export interface Database extends Queryable {

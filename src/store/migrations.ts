@@ -10,6 +10,9 @@
  *   "<ResourceType>.<code>" (see search/registry.ts), so one B-tree serves every parameter of a type.
  *   Index rows are rewritten in the same transaction as the version they describe.
  */
+import { exportMigration } from '../plan/export/migration.js';
+import { subscriptionsMigration } from '../plan/subscriptions/migration.js';
+
 export interface Migration {
   id: string;
   sql: string;
@@ -200,6 +203,16 @@ CREATE INDEX idp_artifacts_grant ON idp_artifacts (model, grant_id) WHERE grant_
 CREATE INDEX idp_artifacts_uid ON idp_artifacts (model, uid) WHERE uid IS NOT NULL;
 CREATE INDEX idp_artifacts_user_code ON idp_artifacts (model, user_code) WHERE user_code IS NOT NULL;
 CREATE INDEX idp_artifacts_expires ON idp_artifacts (expires_at);
+`,
+  },
+  subscriptionsMigration,
+  exportMigration,
+  {
+    // The version of a resource its patient sees: plans reach the patient when a clinician
+    // publishes them, and stay as published while the next version is drafted.
+    id: '007-publication',
+    sql: `
+ALTER TABLE resources ADD COLUMN published_version integer;
 `,
   },
 ];

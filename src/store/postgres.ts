@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { DatabaseUnavailableError, sqlState, type Database, type Transaction } from './db.js';
+import { DatabaseUnavailableError, runWithChecks, sqlState, type Database, type Transaction } from './db.js';
 
 export interface PostgresOptions {
   max?: number;
@@ -50,10 +50,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     query: <R>(text: string, params?: readonly unknown[]) => run<R>(sql, text, params),
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       try {
-        return (await sql.begin(async (t) => {
-          const tx: Transaction = { inTransaction: true, query: <R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params) };
-          return fn(tx);
-        })) as T;
+        return (await sql.begin((t) => runWithChecks(<R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params), fn))) as T;
       } catch (err) {
         throw translate(err);
       }
