@@ -14,16 +14,31 @@ import { setAllowedExtensionDomains } from './fhir/validation/extensions.js';
 import { validateResource } from './fhir/validation/validator.js';
 import { ResourceWriter } from './fhir/writer.js';
 import { buildServer, type RequestAuth } from './http/server.js';
+import { registerNhnStatus } from './http/nhn-status.js';
 import { createEmbeddedIdp, type EmbeddedIdp } from './idp/index.js';
+import { type Delivery, type DeliveryOptions, startDelivery, subscriptionHook, subscriptionStatusOperation } from './plan/subscriptions/index.js';
+import { type BulkExport, createBulkExport } from './plan/export/index.js';
+import { checkIns } from './plan/checkins.js';
+import { applyOperation } from './plan/apply.js';
+import { installConformance, registerSamplanProfiles } from './plan/profiles/index.js';
+import { provenance } from './plan/provenance.js';
+import { publication } from './plan/publication.js';
+import { planRules } from './plan/rules.js';
+import { diffOperation, versionsOperation } from './plan/history.js';
+import { planStatusOperation } from './plan/status.js';
+import { installTemplates } from './plan/templates/index.js';
+import { approvalOperation, publishOperation } from './plan/workflow.js';
 import { searchRegistry } from './search/registry.js';
 import { AuditWriter } from './security/audit.js';
 import type { AuthRequest } from './security/authenticate.js';
 import { apiScopes } from './security/claims.js';
 import { ANONYMOUS_ACCESS } from './security/policy.js';
+import { PageTokens } from './search/page-tokens.js';
 import { createSecurity } from './security/setup.js';
 import type { Database } from './store/db.js';
 import { openDatabase } from './store/open.js';
 import { ResourceStore } from './store/resources.js';
+import { serverSecret } from './store/secrets.js';
 
 export interface App {
   server: FastifyInstance;
@@ -31,6 +46,10 @@ export interface App {
   db: Database;
   /** The embedded identity provider, when Samplan runs its own. */
   idp?: EmbeddedIdp;
+  /** Bulk export ($export): its operations and the worker running in this process. */
+  bulkExport: BulkExport;
+  /** The notification delivery worker of this instance (unless turned off). */
+  delivery?: Delivery;
   close(): Promise<void>;
 }
 
@@ -42,6 +61,8 @@ export interface AppOptions {
    * security tests use the real one; production has no way to set this.
    */
   authenticate?: (req: AuthRequest) => Promise<RequestAuth>;
+  /** Options of the delivery worker, or false to start none (tests that run their own). */
+  delivery?: Partial<Omit<DeliveryOptions, 'writer' | 'baseUrl'>> | false;
 }
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -50,17 +71,32 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   definitions();
   searchRegistry();
   setAllowedExtensionDomains(config.allowedExtensionDomains);
+  registerSamplanProfiles();
   // Build the validator's lazily made tables (terminology, type indexes) now, not on the first write.
   validateResource({ resourceType: 'Patient', gender: 'unknown', name: [{ family: 'Oppvarming' }] });
   const db = options.db ?? (await openDatabase(config));
   const store = new ResourceStore();
+  const writer = new ResourceWriter(store);
+  // The plan domain plugs into the one write pipeline, in this order.
+  writer.use(planRules);
+  writer.use(provenance);
+  writer.use(publication);
+  writer.use(checkIns(store));
+  writer.use(subscriptionHook()); // outbox events in the write's transaction
+  const bulkExport = createBulkExport({
+    db,
+    policy: { scopes: apiScopes(config.security.audience), allowedRoles: new Set(config.security.allowedRoles) },
+    log: logger,
+  });
   const engine = new FhirEngine(
-    { db, store, writer: new ResourceWriter(store) },
-    [validateOperation],
+    { db, store, writer, pages: new PageTokens(await serverSecret(db, 'page-tokens')) },
+    [validateOperation, applyOperation, publishOperation, approvalOperation, planStatusOperation, versionsOperation, diffOperation, ...bulkExport.operations, subscriptionStatusOperation],
     logger,
     { name: 'Samplan', version: pkg.version },
     new AuditWriter(db),
   );
+  await installConformance(engine, config.baseUrl);
+  await installTemplates(engine, config.baseUrl);
 
   const external = config.security.helseIdIssuer || config.security.helsenorgeIssuer;
   const idp = external
@@ -73,6 +109,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       });
   const authenticate = options.authenticate ?? (await createSecurity(config.security, db, idp)).authenticate;
 
+  // One delivery worker per instance; they share the work through the database.
+  const delivery = options.delivery === false ? undefined : startDelivery(db, { writer, baseUrl: config.baseUrl, logger, ...options.delivery });
+
   let closing = false;
   const server = buildServer({
     config,
@@ -80,21 +119,29 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     logger,
     authenticate,
     anonymous: ANONYMOUS_ACCESS,
-    ...(idp ? { plugins: [(app: FastifyInstance) => idp.register(app)] } : {}),
+    plugins: [
+      async (app: FastifyInstance) => registerNhnStatus(app, { db, baseUrl: config.baseUrl, authenticate }),
+      ...(idp ? [(app: FastifyInstance) => idp.register(app)] : []),
+    ],
     ready: async () => {
       if (closing) return false;
       await db.query('SELECT 1');
       return true;
     },
   });
+  await bulkExport.start();
   return {
     server,
     engine,
     db,
     ...(idp ? { idp } : {}),
+    bulkExport,
+    ...(delivery ? { delivery } : {}),
     async close() {
       closing = true;
       await server.close();
+      await delivery?.stop(); // finishes the round in flight before the database closes
+      await bulkExport.stop(); // running jobs give their claim back before the database closes
       await idp?.close();
       if (!options.db) await db.close();
     },

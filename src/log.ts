@@ -15,3 +15,10 @@ export function createLogger(level: string): Logger {
     },
   });
 }
+
+/** What background workers log with: a pino Logger fits, and tests can pass a recorder. */
+export interface WorkerLogger {
+  info(details: Record<string, unknown>, message: string): void;
+  warn(details: Record<string, unknown>, message: string): void;
+  error(details: Record<string, unknown>, message: string): void;
+}

@@ -6,7 +6,7 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { RawBuilder } from 'kysely';
-import type { Visibility } from '../store/resources.js';
+import type { ReadRule } from '../store/resources.js';
 
 export type Interaction =
   | 'read'
@@ -18,7 +18,9 @@ export type Interaction =
   | 'patch'
   | 'delete'
   | 'operation'
-  | 'capabilities';
+  | 'capabilities'
+  /** Whether a patient has an active plan and when it changed: no content, not audited. */
+  | 'status';
 
 export const WRITE_INTERACTIONS: ReadonlySet<Interaction> = new Set(['create', 'update', 'patch', 'delete']);
 
@@ -35,6 +37,8 @@ export interface WriteCheck {
 export interface Access {
   /** SQL condition on the `resources` row with this alias that makes it visible; undefined: no restriction. */
   readFilter(alias: string): RawBuilder<unknown> | undefined;
+  /** For callers who see the published version of a resource rather than the latest: its content and number. */
+  served?(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown> };
   /** Refuses (throws a FhirError) an interaction on a type — undefined: system level — before data is touched. */
   checkInteraction(interaction: Interaction, type: string | undefined): void;
   /** Refuses a write the caller may not make. */
@@ -49,6 +53,7 @@ export const SYSTEM_ACCESS: Access = {
 };
 
 /** The caller's read rule in the form the data layer takes. */
-export function visibility(access: Access): Visibility {
-  return (alias) => access.readFilter(alias);
+export function visibility(access: Access): ReadRule {
+  const served = access.served?.bind(access);
+  return { filter: (alias) => access.readFilter(alias), ...(served ? { served } : {}) };
 }

@@ -35,6 +35,8 @@ interface Resolved {
   /** The interaction class access rules are written for. */
   interaction: Interaction;
   type: string | undefined;
+  /** False when the request shows no patient data and is left out of the audit trail. */
+  audited?: boolean;
   run(call: Call): Promise<FhirResponse>;
 }
 
@@ -51,6 +53,7 @@ const CHECKED_AS: Record<string, Interaction> = {
   patch: 'patch',
   delete: 'delete',
   capabilities: 'capabilities',
+  status: 'status',
   operation: 'operation',
   transaction: 'operation',
   batch: 'operation',
@@ -138,8 +141,8 @@ export class FhirEngine {
    */
   private audited(resolved: Resolved, ctx: RequestContext): boolean {
     const p = ctx.principal;
-    if (!this.audit || !p || p.kind === 'machine') return false;
-    return resolved.code !== 'capabilities' && resolved.code !== 'batch' && resolved.type !== 'AuditEvent';
+    if (!this.audit || !p || p.kind === 'machine' || resolved.audited === false) return false;
+    return !['capabilities', 'batch', 'status'].includes(resolved.code) && resolved.type !== 'AuditEvent';
   }
 
   private auditFailure(err: unknown, ctx: Pick<RequestContext, 'requestId'>): FhirError {
@@ -287,8 +290,15 @@ export class FhirEngine {
       ?.find((o) => o[level] && (o.type === undefined || o.type === target.type));
     if (!op) throw errors.unknownRoute(`The operation $${name.slice(0, 64)} is not supported here`);
     const method = req.method === 'HEAD' ? 'GET' : req.method;
-    if (method !== 'POST' && !(method === 'GET' && op.get)) throw errors.methodNotAllowed(req.method, `$${name}`);
-    return { code: 'operation', interaction: 'operation', type: target.type, run: (c) => op.handler(this.services, c, target) };
+    if (method !== 'POST' && !(method === 'GET' && op.get) && !(method === 'DELETE' && op.delete)) throw errors.methodNotAllowed(req.method, `$${name}`);
+    const interaction = op.interaction ?? 'operation';
+    return {
+      code: interaction === 'status' ? 'status' : 'operation',
+      interaction,
+      type: target.type,
+      audited: op.audited?.(req) ?? true,
+      run: (c) => op.handler(this.services, c, target),
+    };
   }
 }
 

@@ -53,6 +53,13 @@ export const ErrorCode = {
   ReadOnly: 'READ_ONLY',
   RateLimited: 'RATE_LIMITED',
   AuditFailed: 'AUDIT_FAILED',
+  // Plan rules (docs/errors.md)
+  InvalidIdentifier: 'INVALID_IDENTIFIER',
+  ActivePlanExists: 'ACTIVE_PLAN_EXISTS',
+  InvalidTransition: 'INVALID_TRANSITION',
+  DuplicateIdentifier: 'DUPLICATE_IDENTIFIER',
+  NoChanges: 'NO_CHANGES',
+  NinInUrl: 'NIN_IN_URL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -138,7 +145,7 @@ export const errors = {
   notAcceptable: (message: string) => fail(406, 'not-supported', ErrorCode.NotAcceptable, message),
   payloadTooLarge: (message: string) => fail(413, 'too-long', ErrorCode.PayloadTooLarge, message),
   referenceNotFound: (message: string, expression?: string) =>
-    fail(404, 'not-found', ErrorCode.ReferenceNotFound, message, expression),
+    fail(422, 'not-found', ErrorCode.ReferenceNotFound, message, expression),
   unavailable: () =>
     new FhirError(
       503,
@@ -156,6 +163,13 @@ export const errors = {
   forbidden: (errorCode: ErrorCode, message: string) => fail(403, 'forbidden', errorCode, message),
   header: (errorCode: ErrorCode, message: string) => fail(400, errorCode === ErrorCode.MissingHeader ? 'required' : 'value', errorCode, message),
   readOnly: (message: string) => fail(405, 'not-supported', ErrorCode.ReadOnly, message),
+  ninInUrl: () =>
+    fail(
+      400,
+      'security',
+      ErrorCode.NinInUrl,
+      'A national identity number is in the URL. URLs are logged, so it must not be there: send search parameters in the body of POST /fhir/<Type>/_search (application/x-www-form-urlencoded), the patient in the nhn-patient-nin header, and conditional criteria inside a transaction Bundle',
+    ),
   rateLimited: (message: string) => fail(429, 'throttled', ErrorCode.RateLimited, message),
   auditFailed: () =>
     fail(500, 'exception', ErrorCode.AuditFailed, 'The access could not be recorded in the audit log, so it was not carried out'),

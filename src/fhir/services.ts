@@ -1,4 +1,5 @@
 /** What the interactions run against: the database, the repository and the write pipeline. */
+import type { PageTokens } from '../search/page-tokens.js';
 import type { Database, Queryable } from '../store/db.js';
 import type { ResourceStore } from '../store/resources.js';
 import type { FhirRequest, RequestContext } from './types.js';
@@ -8,6 +9,8 @@ export interface Services {
   db: Database;
   store: ResourceStore;
   writer: ResourceWriter;
+  /** Seals the parameters of POSTed searches into their paging links. */
+  pages: PageTokens;
 }
 
 /** One invocation of an interaction: the request, who is asking, and the connection to use (a transaction inside Bundles). */

@@ -20,14 +20,18 @@ export interface FhirRequest {
   query: QueryParams;
   /** Parsed JSON body (a resource, a JSON Patch array, or a Bundle). */
   body?: unknown;
-  /** What the body is: a FHIR resource, a JSON Patch document, or form-encoded search parameters. */
+  /** What the body is: a FHIR resource or a JSON Patch document. */
   bodyKind?: 'resource' | 'json-patch';
+  /** Search parameters came in a POST body: they must not end up in paging links (URLs). */
+  paramsInBody?: boolean;
   ifMatch?: string;
   ifNoneMatch?: string;
   ifModifiedSince?: string;
   ifNoneExist?: string;
   preferReturn?: PreferReturn;
   preferHandling?: 'strict' | 'lenient';
+  /** `Prefer: respond-async`: the client accepts a 202 and polls (bulk export). */
+  preferAsync?: boolean;
 }
 
 /** A resource version a request read or wrote (for the audit record). */
@@ -64,4 +68,6 @@ export interface RequestContext {
   readonly access: Access;
   /** The Patient resource ids the request is about (for the audit record). */
   readonly patientIds?: readonly string[];
+  /** Why the change is made, in the user's words (from the X-Provenance header): recorded in Provenance. */
+  readonly comment?: string;
 }

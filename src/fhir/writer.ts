@@ -68,6 +68,8 @@ export interface WriteHook {
   prepare?(w: PendingWrite): Promise<Resource> | Resource;
   /** After storing, in the same transaction. */
   stored?(w: StoredWrite): Promise<void>;
+  /** The resource without what this hook adds (e.g. who last changed it), for "did anything change?". */
+  comparable?(resource: Resource): Resource;
 }
 
 /** `W/"3"` or `"3"` → 3; anything else is a client error. */
@@ -243,7 +245,7 @@ export class ResourceWriter {
       throw errors.badRequest(`The resource is a ${String(resource.resourceType)}, but the URL is for ${type}`, 'resourceType');
     }
     const candidate = await this.applyHooks(q, ctx, { ...resource, id } as Resource, options.method ?? 'PUT', currentResource);
-    if (currentResource && isDeepStrictEqual(withoutServerMeta(candidate), withoutServerMeta(currentResource))) {
+    if (currentResource && isDeepStrictEqual(this.comparable(candidate), this.comparable(currentResource))) {
       // Still validate: an unchanged but invalid body must not be acknowledged as fine.
       this.validate({ ...candidate, meta: currentResource.meta } as Resource);
       return {
@@ -282,6 +284,11 @@ export class ResourceWriter {
     const written: WrittenVersion = { type, id, version, lastUpdated: now, content: null };
     await this.afterStore({ q, ctx, type, id, method: 'DELETE', version: written, previous: JSON.parse(current.content as string) as Resource, compartments: current.compartments });
     return written;
+  }
+
+  /** What is compared to decide whether an update changes anything. */
+  private comparable(resource: Resource): Resource {
+    return this.hooks.reduce((r, hook) => (hook.comparable ? hook.comparable(r) : r), withoutServerMeta(resource));
   }
 
   private async afterStore(w: Omit<StoredWrite, 'writer'>): Promise<void> {

@@ -22,8 +22,9 @@ import type { Config } from '../config.js';
 import type { Access } from '../fhir/access.js';
 import type { FhirEngine } from '../fhir/engine.js';
 import { parseJsonBody } from '../fhir/json.js';
-import { errors, FhirError } from '../fhir/outcomes.js';
-import type { FhirMethod, FhirRequest, FhirResponse, PreferReturn, RequestContext } from '../fhir/types.js';
+import { isValidNin } from '../no/identifiers.js';
+import { ErrorCode, errors, FhirError } from '../fhir/outcomes.js';
+import type { FhirMethod, FhirRequest, FhirResponse, RequestContext } from '../fhir/types.js';
 import type { AuthRequest } from '../security/authenticate.js';
 import type { Principal } from '../security/principal.js';
 import { registerHealth } from './health.js';
@@ -32,10 +33,11 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const JSON_TYPES = ['application/fhir+json', 'application/json', 'application/json-patch+json'];
 const ACCEPTABLE = /(^|,)\s*(application\/(fhir\+)?json|\*\/\*|application\/\*)\s*(;|,|$)/i;
 
-function parsePrefer(header: string | undefined): { preferReturn?: PreferReturn; preferHandling?: 'strict' | 'lenient' } {
-  const result: { preferReturn?: PreferReturn; preferHandling?: 'strict' | 'lenient' } = {};
+function parsePrefer(header: string | undefined): Pick<FhirRequest, 'preferReturn' | 'preferHandling' | 'preferAsync'> {
+  const result: Pick<FhirRequest, 'preferReturn' | 'preferHandling' | 'preferAsync'> = {};
   for (const part of (header ?? '').split(/[,;]/)) {
     const [k, v] = part.split('=').map((s) => s.trim().replace(/^"|"$/g, ''));
+    if (k?.toLowerCase() === 'respond-async') result.preferAsync = true;
     if (k === 'return' && (v === 'minimal' || v === 'representation' || v === 'OperationOutcome')) result.preferReturn = v;
     if (k === 'handling' && (v === 'strict' || v === 'lenient')) result.preferHandling = v;
   }
@@ -62,6 +64,34 @@ function checkFormat(req: FastifyRequest, query: URLSearchParams): void {
   }
 }
 
+/**
+ * URLs end up in logs (ours, proxies', EHRs'), so a national identity number must never be in one:
+ * the request is refused and the client told to send it in a POST body instead.
+ */
+function refuseNinInUrl(path: string, query: URLSearchParams): void {
+  const texts = [path, ...[...query.entries()].flat()];
+  if (texts.some((t) => (t.match(/\d{11}/g) ?? []).some(isValidNin))) throw errors.ninInUrl();
+}
+
+/**
+ * The reason for a change, from an `X-Provenance` header: a Provenance resource (JSON) sent with a
+ * write, as the FHIR spec describes; its `reason` text is recorded in Samplan's Provenance.
+ */
+function changeComment(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let provenance: { resourceType?: unknown; reason?: Array<{ text?: unknown; coding?: Array<{ display?: unknown }> }> };
+  try {
+    provenance = JSON.parse(raw) as typeof provenance;
+  } catch {
+    throw errors.header(ErrorCode.InvalidHeader, 'The X-Provenance header must be a Provenance resource in JSON');
+  }
+  if (provenance?.resourceType !== 'Provenance') throw errors.header(ErrorCode.InvalidHeader, 'The X-Provenance header must be a Provenance resource in JSON');
+  const texts = (provenance.reason ?? []).map((r) => r.text ?? r.coding?.[0]?.display).filter((t): t is string => typeof t === 'string' && t.trim() !== '');
+  const text = texts.join('; ').trim();
+  if (text.length > 1000) throw errors.header(ErrorCode.InvalidHeader, 'The reason in X-Provenance is longer than 1000 characters');
+  return text || undefined;
+}
+
 function send(reply: FastifyReply, res: FhirResponse, head: boolean, pretty: boolean): FastifyReply {
   reply.code(res.status);
   if (res.versionId) reply.header('etag', `W/"${res.versionId}"`);
@@ -69,6 +99,8 @@ function send(reply: FastifyReply, res: FhirResponse, head: boolean, pretty: boo
   if (res.location) reply.header('location', res.location);
   for (const [k, v] of Object.entries(res.headers ?? {})) reply.header(k, v);
   if (res.body === undefined || head || res.status === 304 || res.status === 204) return reply.send();
+  // A response may be something other than FHIR JSON (an export's NDJSON file) and say so.
+  if (res.headers?.['content-type']) return reply.send(res.body);
   reply.header('content-type', FHIR_JSON);
   return reply.send(pretty ? JSON.stringify(JSON.parse(res.body), null, 2) : res.body);
 }
@@ -148,9 +180,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     allowedHeaders: [
       'authorization', 'dpop', 'content-type', 'accept', 'prefer', 'if-match', 'if-none-match', 'if-none-exist', 'if-modified-since',
-      'x-request-id', 'nhn-user-role', 'nhn-source-system', 'nhn-patient-nin', 'nhn-event-id', 'nhn-access-basis', 'nhn-access-reason',
+      'x-request-id', 'x-provenance', 'nhn-user-role', 'nhn-source-system', 'nhn-patient-nin', 'nhn-event-id', 'nhn-access-basis', 'nhn-access-reason',
     ],
-    exposedHeaders: ['etag', 'location', 'last-modified', 'dpop-nonce', 'www-authenticate', 'x-request-id', 'retry-after'],
+    exposedHeaders: ['etag', 'location', 'content-location', 'last-modified', 'expires', 'dpop-nonce', 'www-authenticate', 'x-request-id', 'retry-after', 'x-progress'],
     maxAge: 600,
   });
   // Per client: the same token is the same client session; without one, the address.
@@ -217,11 +249,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     } catch {
       throw errors.badRequest('The URL is not validly percent-encoded');
     }
+    refuseNinInUrl(path, query);
     const pairs: Array<[string, string]> = [...query.entries()];
     let body = req.body;
+    let paramsInBody = false;
     if (body instanceof URLSearchParams) {
       // POST _search: form parameters count as search parameters.
       pairs.push(...body.entries());
+      paramsInBody = true;
       body = undefined;
     }
     const contentType = header(req, 'content-type') ?? '';
@@ -231,6 +266,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       query: pairs,
       ...(body !== undefined ? { body, bodyKind: /json-patch/i.test(contentType) ? 'json-patch' : 'resource' } : {}),
       ...parsePrefer(header(req, 'prefer')),
+      ...(paramsInBody ? { paramsInBody } : {}),
     };
     const ifMatch = header(req, 'if-match');
     const ifNoneMatch = header(req, 'if-none-match');
@@ -246,10 +282,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       path === 'metadata' && fhirReq.method !== 'POST'
         ? { access: options.anonymous }
         : await options.authenticate({ method: req.method, url: `${config.baseUrl}${rawPath.replace(/^\/fhir/, '')}`, header: get });
+    const comment = changeComment(header(req, 'x-provenance'));
     const ctx: RequestContext = {
       requestId: req.id,
       baseUrl: config.baseUrl,
       access: auth.access,
+      ...(comment ? { comment } : {}),
       ...(auth.principal ? { principal: auth.principal } : {}),
       ...(auth.patientIds ? { patientIds: auth.patientIds } : {}),
     };

@@ -138,7 +138,7 @@ export class TokenClaims {
   /** Which API scopes each kind of subject may be granted. Machine tokens: the status check only (R6). */
   allowedScopes(kind: PersonaKind | 'machine'): string[] {
     const { read, write, status } = this.scopes;
-    if (kind === 'clinician') return [read, write, status];
+    if (kind === 'clinician') return [read, write, status, this.scopes.export];
     if (kind === 'citizen') return [read, write];
     return [status];
   }

@@ -14,8 +14,6 @@ export interface IdpStorage {
   claimOnce(key: string, expiresAt: number): Promise<boolean>;
 }
 
-const now = () => Math.floor(Date.now() / 1000);
-
 const EXPIRES = 'CASE WHEN $7::integer IS NULL THEN NULL ELSE now() + make_interval(secs => $7::integer) END';
 
 /** The artifacts in the table `idp_artifacts` (migration 004), shared by every instance. */

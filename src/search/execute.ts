@@ -1,6 +1,6 @@
 /** Runs a parsed search: one page of matches, the included resources, the total, paging cursors. */
 import type { Queryable } from '../store/db.js';
-import type { Visibility } from '../store/resources.js';
+import type { ReadRule } from '../store/resources.js';
 import { findIncludes, type IncludedRow } from './include.js';
 import type { Cursor, SearchQuery } from './query.js';
 import { countQuery, pageQuery, type PageRow } from './sql.js';
@@ -22,7 +22,7 @@ function cursorAt(query: SearchQuery, row: RawPageRow, direction: Cursor['direct
 }
 
 /** Runs `query` showing only rows `visible` allows (the caller's access rule). */
-export async function executeSearch(q: Queryable, query: SearchQuery, visible: Visibility | undefined): Promise<SearchResult> {
+export async function executeSearch(q: Queryable, query: SearchQuery, visible: ReadRule | undefined): Promise<SearchResult> {
   const count = async () => {
     const c = countQuery(query, visible);
     return (await q.query<{ total: number }>(c.sql, c.parameters))[0]?.total ?? 0;

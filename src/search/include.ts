@@ -5,7 +5,7 @@
  */
 import { sql } from 'kysely';
 import type { Queryable } from '../store/db.js';
-import type { Visibility } from '../store/resources.js';
+import { type ReadRule, servedColumns } from '../store/resources.js';
 import type { IncludeSpec } from './query.js';
 import { searchRegistry } from './registry.js';
 import { compile } from '../store/sql.js';
@@ -31,27 +31,27 @@ function referenceSps(type: string, spec: IncludeSpec): number[] {
     .map((p) => p.sp);
 }
 
-async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[], visible: Visibility | undefined): Promise<IncludedRow[]> {
+async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[], visible: ReadRule | undefined): Promise<IncludedRow[]> {
   const sources = spec.sourceType === '*' ? from : from.filter((row) => row.type === spec.sourceType);
   if (!sources.length) return [];
   const sps = [...new Set(sources.map((s) => s.type))].flatMap((t) => referenceSps(t, spec));
   if (!sps.length) return [];
-  const rule = visible?.('t');
-  const compiled = compile(sql`SELECT DISTINCT t.rid, t.type, t.id, t.version, t.content
+  const rule = visible?.filter('t');
+  const compiled = compile(sql`SELECT DISTINCT t.rid, t.type, t.id, ${servedColumns(visible, 't')}
     FROM idx_reference AS x JOIN resources AS t ON t.type = x.target_type AND t.id = x.target_id
     WHERE x.rid = ANY(${sources.map((s) => s.rid)}::bigint[]) AND x.sp = ANY(${sps}::int[]) AND NOT t.deleted
     ${spec.targetType ? sql`AND t.type = ${spec.targetType}` : sql``} ${rule ? sql`AND ${rule}` : sql``}`);
   return q.query<IncludedRow>(compiled.sql, compiled.parameters);
 }
 
-async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[], visible: Visibility | undefined): Promise<IncludedRow[]> {
-  const rule = visible?.('s');
+async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[], visible: ReadRule | undefined): Promise<IncludedRow[]> {
+  const rule = visible?.filter('s');
   const byType = new Map<string, string[]>();
   for (const row of to) byType.set(row.type, [...(byType.get(row.type) ?? []), row.id]);
   const results: IncludedRow[] = [];
   for (const [type, ids] of byType) {
     if (spec.param && spec.param.targets.length && !spec.param.targets.includes(type)) continue;
-    const compiled = compile(sql`SELECT DISTINCT s.rid, s.type, s.id, s.version, s.content
+    const compiled = compile(sql`SELECT DISTINCT s.rid, s.type, s.id, ${servedColumns(visible, 's')}
       FROM idx_reference AS x JOIN resources AS s ON s.rid = x.rid
       WHERE x.target_type = ${type} AND x.target_id = ANY(${ids}::text[]) AND NOT s.deleted
       ${spec.param ? sql`AND x.sp = ${spec.param.sp}` : sql``}
@@ -67,7 +67,7 @@ export async function findIncludes(
   includes: IncludeSpec[],
   revincludes: IncludeSpec[],
   matches: IncludedRow[],
-  visible: Visibility | undefined,
+  visible: ReadRule | undefined,
 ): Promise<IncludedRow[]> {
   if (!includes.length && !revincludes.length) return [];
   const seen = new Set(matches.map((m) => m.rid));

@@ -36,6 +36,7 @@ const RESULT_PARAMS = new Set([
   '_include',
   '_revinclude',
   '_cursor',
+  '_page',
   '_format',
   '_pretty',
   '_type',
@@ -404,7 +405,7 @@ export function parseSearch(type: string | undefined, params: QueryParams, optio
     const [base, mod] = name.split(':');
     if (RESULT_PARAMS.has(base as string)) {
       applyResultParam(query, base as string, mod, value, types);
-      if (base !== '_cursor' && base !== '_format' && base !== '_pretty') query.used.push([name, value]);
+      if (base !== '_cursor' && base !== '_page' && base !== '_format' && base !== '_pretty') query.used.push([name, value]);
       continue;
     }
     const filter = parseFilter(types, name, value, ctx);

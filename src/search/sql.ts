@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { type CompiledQuery, compile, type Fragment } from '../store/sql.js';
 import { identifierSp } from './extract.js';
 import type { Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
-import type { Visibility } from '../store/resources.js';
+import { type ReadRule, servedColumns } from '../store/resources.js';
 import type { ParamDef } from './registry.js';
 import { escapeLike, type DateRange, type NumberValue } from './values.js';
 
@@ -180,11 +180,11 @@ function uriAncestors(uri: string): string[] {
 class FilterCompiler {
   private n = 0;
 
-  constructor(private readonly visible: Visibility | undefined) {}
+  constructor(private readonly visible: ReadRule | undefined) {}
 
   /** The access rule on a joined resource row: chains and _has may not look into rows the caller cannot see. */
   private visibleRow(alias: string): Fragment {
-    return this.visible?.(alias) ?? TRUE;
+    return this.visible?.filter(alias) ?? TRUE;
   }
 
   private alias(prefix: string): string {
@@ -273,9 +273,9 @@ function sortKeyExpression(key: SortKey, r: string): Fragment {
 }
 
 /** The WHERE conditions of a search (types, compartment, access rule, filters), on resources aliased `r`. */
-export function whereClause(query: SearchQuery, visible: Visibility | undefined, r = 'r'): Fragment {
+export function whereClause(query: SearchQuery, visible: ReadRule | undefined, r = 'r'): Fragment {
   const parts: Fragment[] = [sql`NOT ${col(r, 'deleted')}`];
-  const rule = visible?.(r);
+  const rule = visible?.filter(r);
   if (rule) parts.push(rule);
   if (query.types.length === 1) parts.push(sql`${col(r, 'type')} = ${query.types[0]}`);
   else if (query.types.length > 1) parts.push(sql`${col(r, 'type')} = ANY(${query.types}::text[])`);
@@ -299,10 +299,10 @@ export interface PageRow {
  * The query for one page: `count + 1` rows after (or before) the cursor, so the caller can tell
  * whether another page follows.
  */
-export function pageQuery(query: SearchQuery, visible?: Visibility): CompiledQuery {
+export function pageQuery(query: SearchQuery, visible?: ReadRule): CompiledQuery {
   const keys = query.sort;
   const keyColumns = keys.map((k, i) => sql`${sortKeyExpression(k, 'r')}::text AS ${sql.id(`k${i}`)}`);
-  const inner = sql`SELECT r.rid, r.type, r.id, r.version, r.content${keyColumns.length ? sql`, ${sql.join(keyColumns)}` : sql``}
+  const inner = sql`SELECT r.rid, r.type, r.id, ${servedColumns(visible, 'r')}${keyColumns.length ? sql`, ${sql.join(keyColumns)}` : sql``}
     FROM resources AS r WHERE ${whereClause(query, visible)}`;
   const cursor = query.cursor;
   const backwards = cursor?.direction === 'prev';
@@ -342,6 +342,6 @@ function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
   return or(alternatives);
 }
 
-export function countQuery(query: SearchQuery, visible?: Visibility): CompiledQuery {
+export function countQuery(query: SearchQuery, visible?: ReadRule): CompiledQuery {
   return compile(sql`SELECT count(*)::int AS total FROM resources AS r WHERE ${whereClause(query, visible)}`);
 }

@@ -43,8 +43,10 @@ export interface ApiScopes {
   read: string;
   write: string;
   status: string;
+  /** Bulk export of everything ($export at system level), for operators. */
+  export: string;
 }
 
 export function apiScopes(audience: string): ApiScopes {
-  return { audience, read: `${audience}/read`, write: `${audience}/write`, status: `${audience}/status` };
+  return { audience, read: `${audience}/read`, write: `${audience}/write`, status: `${audience}/status`, export: `${audience}/export` };
 }

@@ -6,7 +6,7 @@
  * the database so a proof cannot be replayed against another server instance). The server can
  * also hand out nonces (`DPoP-Nonce`) and, if configured, require them.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, type JWK, jwtVerify } from 'jose';
 import { ErrorCode, errors, type FhirError } from '../fhir/outcomes.js';
 import { Batcher } from '../store/batch.js';
@@ -30,16 +30,6 @@ export interface ProofCheck {
 
 const b64url = (buf: Buffer) => buf.toString('base64url');
 
-/** Gets (or makes, once, shared by all instances) a named server secret. */
-export async function serverSecret(db: Database, name: string): Promise<Buffer> {
-  await db.query('INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [
-    name,
-    randomBytes(32).toString('base64url'),
-  ]);
-  const rows = await db.query<{ value: string }>('SELECT value FROM server_secrets WHERE name = $1', [name]);
-  return Buffer.from((rows[0] as { value: string }).value, 'base64url');
-}
-
 /** A URL for htu comparison: the URL parser lower-cases scheme and host and drops a default port; query and fragment go. */
 export function normalizeHtu(url: string): string | undefined {
   try {
@@ -55,7 +45,7 @@ export class DpopVerifier {
   private writes = 0;
 
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly secret: Buffer,
     private readonly options: { requireNonce: boolean; clockToleranceSeconds: number; allowBearer: boolean },
   ) {

@@ -16,8 +16,8 @@ import { WRITE_INTERACTIONS } from '../fhir/access.js';
 import { definitions } from '../fhir/definitions.js';
 import { ErrorCode, errors } from '../fhir/outcomes.js';
 import { parseLocalReference } from '../fhir/references.js';
-import { ageOn, parseNin } from '../no/identifiers.js';
-import { searchRegistry } from '../search/registry.js';
+import { ageOn, NIN_SYSTEMS, parseNin } from '../no/identifiers.js';
+import { type SubscriptionRules, subscriptionAccess } from '../plan/subscriptions/access.js';
 import type { ApiScopes } from './claims.js';
 import type { Citizen, Personnel, Principal } from './principal.js';
 import { isElevated, isEmergency } from './principal.js';
@@ -84,7 +84,6 @@ export interface PolicyOptions {
   allowedRoles: ReadonlySet<string>;
 }
 
-const READ_INTERACTIONS: ReadonlySet<Interaction> = new Set(['read', 'vread', 'search', 'history', 'capabilities', 'operation']);
 
 export class PrincipalAccess implements Access {
   private readonly patientRefs: string[];
@@ -92,6 +91,8 @@ export class PrincipalAccess implements Access {
   private readonly contentVisible: boolean;
   /** Why plan content is refused, when it is. */
   private readonly contentRefusal: (() => never) | undefined;
+  /** Subscriptions belong to the client that made them: their own rules (plan/subscriptions). */
+  private readonly subscriptions: SubscriptionRules;
 
   constructor(
     readonly principal: Principal,
@@ -102,6 +103,7 @@ export class PrincipalAccess implements Access {
     this.patientRefs = (privacy?.patientIds ?? []).map((id) => `Patient/${id}`);
     this.contentRefusal = this.refusalFor(principal, privacy);
     this.contentVisible = !this.contentRefusal;
+    this.subscriptions = subscriptionAccess(principal, privacy, options.scopes, this);
   }
 
   /** Why this caller may not see the patient's plan content at all, or undefined if they may. */
@@ -129,6 +131,8 @@ export class PrincipalAccess implements Access {
     const p = this.principal;
     const write = WRITE_INTERACTIONS.has(interaction);
     if (interaction === 'capabilities') return;
+    if (interaction === 'status') return this.checkStatus();
+    if (type === 'Subscription') return this.subscriptions.checkInteraction(interaction);
     if (p.kind === 'machine') {
       throw errors.forbidden(ErrorCode.MachineTokenNotAllowed, 'A token without a person (client credentials) may only use the status check; plan content needs a personal token');
     }
@@ -150,6 +154,19 @@ export class PrincipalAccess implements Access {
         throw errors.header(ErrorCode.MissingHeader, 'The nhn-patient-nin header is required to access patient data: name the patient the request is about');
       }
       if (!PRIVACY_TYPES.includes(type)) this.contentRefusal?.();
+    }
+  }
+
+  /** The status check: machine tokens with the status scope, health personnel with read or status scope. */
+  private checkStatus(): void {
+    const p = this.principal;
+    const { read, status } = this.options.scopes;
+    if (p.kind === 'citizen') throw errors.forbidden(ErrorCode.NoAccess, 'The status check is for EHR systems');
+    if (!p.scopes.has(status) && !(p.kind === 'personnel' && p.scopes.has(read))) {
+      throw errors.forbidden(ErrorCode.InsufficientScope, `The access token lacks the ${status} scope`);
+    }
+    if (p.kind === 'personnel' && !this.options.allowedRoles.has(p.role.code)) {
+      throw errors.forbidden(ErrorCode.RoleNotAllowed, `The role ${p.role.code} (Volven 9060) is not allowed to use plans`);
     }
   }
 
@@ -189,21 +206,34 @@ export class PrincipalAccess implements Access {
   }
 
   readFilter(alias: string): RawBuilder<unknown> {
+    return sql`(${this.contentReadFilter(alias)} OR ${this.subscriptions.readFilter(alias)})`;
+  }
+
+  /** Rows of the patient's compartment and public rows this caller may see. */
+  private contentReadFilter(alias: string): RawBuilder<unknown> {
     const r = (column: string) => sql.ref(`${alias}.${column}`);
     const publicRows = sql`(${r('compartments')} = '{}' AND ${r('type')} = ANY(${PUBLIC_TYPES}::text[]))`;
     if (!this.privacy || !this.patientRefs.length || this.principal.kind === 'machine') return publicRows;
     const mine = sql`${r('compartments')} && ${this.patientRefs}::text[]`;
     if (!this.contentVisible) return sql`(${publicRows} OR (${mine} AND ${r('type')} = ANY(${PRIVACY_TYPES}::text[])))`;
-    if (this.principal.kind === 'citizen') {
-      // Plans still being drafted stay with the clinicians.
-      const status = searchRegistry().get('CarePlan', 'status')?.sp ?? 0;
-      const draft = sql`(${r('type')} = 'CarePlan' AND EXISTS (SELECT 1 FROM idx_token AS draft WHERE draft.rid = ${r('rid')} AND draft.sp = ${status} AND draft.code = 'draft'))`;
-      return sql`(${publicRows} OR (${mine} AND NOT ${draft}))`;
-    }
+    // The patient sees what has been published to them: drafts stay with the clinicians.
+    if (this.principal.kind === 'citizen') return sql`(${publicRows} OR (${mine} AND ${r('published_version')} IS NOT NULL))`;
     return sql`(${publicRows} OR ${mine})`;
   }
 
+  /** Citizens are served the published version, which may be older than the one being drafted. */
+  served(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown> } {
+    const r = (column: string) => sql.ref(`${alias}.${column}`);
+    if (this.principal.kind !== 'citizen') return { version: r('version'), content: r('content') };
+    return {
+      version: sql`coalesce(${r('published_version')}, ${r('version')})`,
+      content: sql`CASE WHEN ${r('published_version')} IS NULL OR ${r('published_version')} = ${r('version')} THEN ${r('content')}
+        ELSE (SELECT pv.content FROM resource_versions AS pv WHERE pv.rid = ${r('rid')} AND pv.version = ${r('published_version')}) END`,
+    };
+  }
+
   checkWrite(w: WriteCheck): void {
+    if (w.type === 'Subscription') return this.subscriptions.checkWrite(w);
     const p = this.principal;
     if (p.kind === 'machine') throw errors.forbidden(ErrorCode.MachineTokenNotAllowed, 'A token without a person cannot write');
     if (w.type === 'AuditEvent') throw errors.readOnly('Audit records cannot be created, changed or deleted through the API');
@@ -214,8 +244,11 @@ export class PrincipalAccess implements Access {
       return;
     }
     if (!this.privacy) throw errors.header(ErrorCode.MissingHeader, 'The nhn-patient-nin header is required to write patient data');
+    // Registering the patient: the new Patient is its own compartment, not yet known to the
+    // request; checkNewPatient below ties it to the request's national id instead.
+    const registering = w.type === 'Patient' && w.next && !w.current ? `Patient/${w.next.id}` : undefined;
     for (const compartments of [w.currentCompartments, w.nextCompartments]) {
-      if (compartments.some((c) => c.startsWith('Patient/') && !this.patientRefs.includes(c))) {
+      if (compartments.some((c) => c.startsWith('Patient/') && c !== registering && !this.patientRefs.includes(c))) {
         throw errors.forbidden(ErrorCode.PatientMismatch, 'The resource belongs to another patient than the one this request is about');
       }
     }
@@ -241,6 +274,10 @@ export class PrincipalAccess implements Access {
     if (this.principal.kind === 'citizen') throw errors.forbidden(ErrorCode.NoAccess, 'Citizens cannot register patients');
     if (!nin || !ids.some((i) => i.value === nin)) {
       throw errors.forbidden(ErrorCode.PatientMismatch, 'A new Patient must carry the national id given in nhn-patient-nin');
+    }
+    // …and no other person's: a Patient found by two national ids would join two compartments.
+    if ((next as { identifier?: Array<{ system?: string; value?: string }> }).identifier?.some((i) => i.system && NIN_SYSTEMS.includes(i.system) && i.value !== nin)) {
+      throw errors.forbidden(ErrorCode.PatientMismatch, 'A new Patient may carry only the national id given in nhn-patient-nin');
     }
   }
 

@@ -9,7 +9,8 @@ import type { Database } from '../store/db.js';
 import type { AuthRequest } from './authenticate.js';
 import { Authenticator } from './authenticate.js';
 import { apiScopes } from './claims.js';
-import { DpopVerifier, serverSecret } from './dpop.js';
+import { serverSecret } from '../store/secrets.js';
+import { DpopVerifier } from './dpop.js';
 import { discoverIssuer, localIssuer, TokenVerifier, type TrustedIssuer } from './tokens.js';
 
 export interface Security {

@@ -9,8 +9,23 @@ import type { IndexRows } from '../search/extract.js';
 import type { Queryable } from './db.js';
 import { compile, type Fragment } from './sql.js';
 
-/** The access rule for a read, as a condition on the `resources` row with the given alias. */
-export type Visibility = (alias: string) => Fragment | undefined;
+/**
+ * The caller's rule for reads, in SQL on the `resources` row with the given alias: which rows are
+ * visible, and (for callers who see a published version rather than the latest) which version's
+ * content and number they are served.
+ */
+export interface ReadRule {
+  filter(alias: string): Fragment | undefined;
+  served?(alias: string): { version: Fragment; content: Fragment };
+}
+
+/** The content and version columns a rule serves for the row `alias`. */
+export function servedColumns(rule: ReadRule | undefined, alias: string): Fragment {
+  const served = rule?.served?.(alias);
+  return served
+    ? sql`${served.version} AS version, ${served.content} AS content`
+    : sql`${sql.ref(`${alias}.version`)} AS version, ${sql.ref(`${alias}.content`)} AS content`;
+}
 
 export interface StoredResource {
   rid: number;
@@ -131,13 +146,14 @@ SELECT rid FROM r`;
 
 export class ResourceStore {
   /** The current version (or deletion marker) of a resource, if the caller may see it. */
-  async read(q: Queryable, type: string, id: string, visible?: Visibility): Promise<StoredResource | undefined> {
-    const filter = visible?.('r');
+  async read(q: Queryable, type: string, id: string, rule?: ReadRule): Promise<StoredResource | undefined> {
+    const filter = rule?.filter('r');
     if (!filter) {
       const rows = await q.query<StoredResource>(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2`, [type, id]);
       return rows[0];
     }
-    const c = compile(sql`SELECT ${sql.raw(RESOURCE_COLUMNS)} FROM resources AS r WHERE r.type = ${type} AND r.id = ${id} AND ${filter}`);
+    const c = compile(sql`SELECT r.rid, r.type, r.id, r.last_updated AS "lastUpdated", r.deleted, r.compartments, ${servedColumns(rule, 'r')}
+      FROM resources AS r WHERE r.type = ${type} AND r.id = ${id} AND ${filter}`);
     return (await q.query<StoredResource>(c.sql, c.parameters))[0];
   }
 
@@ -150,7 +166,7 @@ export class ResourceStore {
     return rows[0];
   }
 
-  async readVersion(q: Queryable, type: string, id: string, version: number, visible?: Visibility): Promise<VersionRow | undefined> {
+  async readVersion(q: Queryable, type: string, id: string, version: number, visible?: ReadRule): Promise<VersionRow | undefined> {
     const c = compile(sql`SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
        FROM resources AS r JOIN resource_versions AS v ON v.rid = r.rid
        WHERE r.type = ${type} AND r.id = ${id} AND v.version = ${version} ${andFilter(visible)}`);
@@ -176,7 +192,7 @@ export class ResourceStore {
   async history(
     q: Queryable,
     scope: { rid?: number; type?: string },
-    options: { since?: string; count: number; before?: HistoryCursor; visible?: Visibility },
+    options: { since?: string; count: number; before?: HistoryCursor; visible?: ReadRule },
   ): Promise<VersionRow[]> {
     const where: Fragment[] = [];
     if (scope.rid !== undefined) where.push(sql`v.rid = ${scope.rid}`);
@@ -186,7 +202,7 @@ export class ResourceStore {
       const b = options.before;
       where.push(sql`(v.last_updated, v.rid, v.version) < (${b.lastUpdated}::timestamptz, ${b.rid}::bigint, ${b.version}::int)`);
     }
-    const filter = options.visible?.('r');
+    const filter = options.visible?.filter('r');
     // The access rule applies to the resource as it is now.
     const from = filter ? sql`resource_versions AS v JOIN resources AS r ON r.rid = v.rid` : sql`resource_versions AS v`;
     if (filter) where.push(filter);
@@ -197,8 +213,8 @@ export class ResourceStore {
   }
 }
 
-function andFilter(visible: Visibility | undefined): Fragment {
-  const filter = visible?.('r');
+function andFilter(visible: ReadRule | undefined): Fragment {
+  const filter = visible?.filter('r');
   return filter ? sql`AND ${filter}` : sql``;
 }
 

@@ -9,7 +9,8 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-const SYS = 'urn:oid:2.16.578.1.12.4.1.4.1';
+// A business identifier system of a test EHR (national ids are checked: see test/plan).
+const SYS = 'urn:samplan-test:patient-id';
 const withId = (value: string, extra: Partial<Patient> = {}): Patient => ({ resourceType: 'Patient', identifier: [{ system: SYS, value }], ...extra });
 const count = async (value: string) => (await t.request<Bundle>('GET', `Patient?identifier=${SYS}|${value}&_summary=count`)).body.total;
 

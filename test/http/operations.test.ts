@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
+import { syntheticNin } from '../../src/no/identifiers.js';
 import { openTestDatabase, type TestDatabase } from '../support/db.js';
 import { capturedLogger } from '../support/logs.js';
 
@@ -43,8 +44,14 @@ describe('request ids and logs', () => {
   });
 
   it('logs method, path and status, but never the query string or body', async () => {
-    const nin = '12834799123';
+    const nin = syntheticNin('1948-03-12');
     await app.server.inject({ url: `/fhir/Patient?identifier=urn:oid:2.16.578.1.12.4.1.4.1|${nin}` });
+    await app.server.inject({
+      method: 'POST',
+      url: '/fhir/Patient/_search',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: `identifier=urn:oid:2.16.578.1.12.4.1.4.1|${nin}`,
+    });
     await app.server.inject({
       method: 'POST',
       url: '/fhir/Patient',
@@ -55,7 +62,8 @@ describe('request ids and logs', () => {
     expect(log).not.toContain(nin);
     expect(log).not.toContain('secret-token');
     const entries = lines.map((l) => JSON.parse(l) as { msg: string; path?: string; status?: number; method?: string });
-    expect(entries.some((e) => e.msg === 'request' && e.path === '/fhir/Patient' && e.status === 200 && e.method === 'GET')).toBe(true);
+    expect(entries.some((e) => e.msg === 'request' && e.path === '/fhir/Patient' && e.status === 400 && e.method === 'GET')).toBe(true);
+    expect(entries.some((e) => e.msg === 'request' && e.path === '/fhir/Patient/_search' && e.status === 200)).toBe(true);
     expect(entries.some((e) => e.msg === 'request' && e.status === 201)).toBe(true);
   });
 });
@@ -81,6 +89,11 @@ describe('CapabilityStatement', () => {
     expect(carePlan?.searchInclude).toContain('CarePlan:goal');
     expect(carePlan?.searchRevInclude).toContain('CarePlan:part-of');
     expect(carePlan?.operation?.map((o) => o.name)).toContain('validate');
+    // Operations are listed where they can be invoked: system ones on the server, type ones on their type.
+    expect(rest?.operation?.map((o) => o.name)).toEqual(expect.arrayContaining(['export', 'export-status', 'export-file']));
+    expect(carePlan?.operation?.map((o) => o.name)).not.toContain('export-status');
+    expect(rest?.resource?.find((r) => r.type === 'Patient')?.operation?.map((o) => o.name)).toContain('export');
+    expect(rest?.resource?.find((r) => r.type === 'PlanDefinition')?.operation?.map((o) => o.name)).toContain('apply');
     // What the statement lists must really work: every CarePlan parameter is accepted by search.
     for (const p of carePlan?.searchParam ?? []) {
       const value = p.type === 'date' ? '2024' : p.type === 'number' ? '1' : p.type === 'quantity' ? '1' : p.type === 'composite' ? 'a$b' : 'x';

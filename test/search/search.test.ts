@@ -1,7 +1,11 @@
 /** Search: every parameter type, modifiers, prefixes, OR/AND, chains, _has, includes, sorting, paging, result parameters. */
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticNin } from '../../src/no/identifiers.js';
 import { BASE, startTestServer, type TestServer } from '../support/app.js';
+
+const NIN_KARI = syntheticNin('1948-03-12');
+const NIN_OLA = syntheticNin('1952-01-01', 3);
 
 let t: TestServer;
 const ids: Record<string, string> = {};
@@ -12,6 +16,12 @@ async function search(path: string, headers: Record<string, string> = {}): Promi
 }
 
 /** Ids of the match entries of a searchset, for order-insensitive comparison. */
+/** A search with its parameters in a POST body (as anything carrying a national id must be). */
+async function searchPost(type: string, params: string): Promise<Bundle & { status: number }> {
+  const res = await t.request<Bundle>('POST', `${type}/_search`, { raw: params, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  return { ...res.body, status: res.status };
+}
+
 function matchIds(b: Bundle): string[] {
   return (b.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource?.id as string);
 }
@@ -34,7 +44,7 @@ beforeAll(async () => {
     name: [{ family: 'Nordmann', given: ['Kari'] }],
     gender: 'female',
     birthDate: '1948-03-12',
-    identifier: [{ system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: '12834799123' }],
+    identifier: [{ system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: NIN_KARI }],
     telecom: [{ system: 'phone', value: '+4799999999' }],
     address: [{ city: 'Tromsø', postalCode: '9008' }],
     managingOrganization: { reference: `Organization/${ids.org}` },
@@ -45,7 +55,7 @@ beforeAll(async () => {
     name: [{ family: 'Nordmann', given: ['Ola'] }],
     gender: 'male',
     birthDate: '1952',
-    identifier: [{ system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: '13925299877' }],
+    identifier: [{ system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: NIN_OLA }],
   });
   await make('aase', { resourceType: 'Patient', name: [{ family: 'Ås', given: ['Åse'] }], gender: 'female', birthDate: '1990-06-01', active: true });
   const obs = (key: string, patient: string, code: string, value: number, unit: string, date: string, extra: Record<string, unknown> = {}) =>
@@ -91,6 +101,7 @@ beforeAll(async () => {
     resourceType: 'CarePlan',
     status: 'completed',
     intent: 'plan',
+    title: 'Tidligere plan',
     subject: { reference: `Patient/${ids.ola}` },
     period: { start: '2020-01-01', end: '2021-12-31' },
   });
@@ -125,7 +136,7 @@ describe('token parameters', () => {
     expect(names(await search('Observation?code=http://snomed.info/sct|19935-6'))).toEqual([]);
     expect(names(await search('Observation?code=|19935-6'))).toEqual([]);
     expect(names(await search('Condition?code=urn:oid:2.16.578.1.12.4.1.1.7110|'))).toEqual(['copd']);
-    expect(names(await search('Patient?identifier=urn:oid:2.16.578.1.12.4.1.4.1|13925299877'))).toEqual(['ola']);
+    expect(names(await searchPost('Patient', `identifier=urn:oid:2.16.578.1.12.4.1.4.1|${NIN_OLA}`))).toEqual(['ola']);
   });
   it('matches codes of required bindings with their implicit system', async () => {
     expect(names(await search('Patient?gender=female'))).toEqual(['kari', 'aase']);
@@ -212,9 +223,9 @@ describe('reference and uri parameters', () => {
       resourceType: 'Encounter',
       status: 'finished',
       class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
-      subject: { identifier: { system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: '13925299877' } },
+      subject: { identifier: { system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: NIN_OLA } },
     });
-    expect(matchIds(await search('Encounter?subject:identifier=urn:oid:2.16.578.1.12.4.1.4.1|13925299877'))).toEqual([enc.id]);
+    expect(matchIds(await searchPost('Encounter', `subject:identifier=urn:oid:2.16.578.1.12.4.1.4.1|${NIN_OLA}`))).toEqual([enc.id]);
   });
   it('uri matches exactly, :below by prefix, :above by ancestor', async () => {
     expect(names(await search('ValueSet?url=http://samplan.no/fhir/ValueSet/zones/green'))).toEqual(['vs']);
@@ -253,7 +264,7 @@ describe('OR, AND, _id, _lastUpdated, _tag, _profile, _security', () => {
 describe('chained and reverse-chained parameters', () => {
   it('follow a reference to a condition on the target', async () => {
     expect(names(await search('Observation?subject:Patient.name=ola'))).toEqual(['spo2c']);
-    expect(names(await search('Observation?subject.identifier=urn:oid:2.16.578.1.12.4.1.4.1|12834799123'))).toEqual(['spo2a', 'spo2b', 'pef']);
+    expect(names(await searchPost('Observation', `subject.identifier=urn:oid:2.16.578.1.12.4.1.4.1|${NIN_KARI}`))).toEqual(['spo2a', 'spo2b', 'pef']);
     expect(names(await search('CarePlan?subject:Patient.organization.name=lillevik'))).toEqual(['plan']);
   });
   it('_has finds resources referenced by matching resources, nested too', async () => {
@@ -341,6 +352,16 @@ describe('sorting and paging', () => {
 });
 
 describe('search forms and handling', () => {
+  it('refuses a national identity number in a GET URL, and says to use POST', async () => {
+    const res = await search(`Patient?identifier=${NIN_OLA}`);
+    expect(res.status).toBe(400);
+    const outcome = res as unknown as { issue: Array<{ details: { text: string; coding: Array<{ code: string }> } }> };
+    expect(outcome.issue[0]?.details.coding[0]?.code).toBe('NIN_IN_URL');
+    expect(outcome.issue[0]?.details.text).toMatch(/POST/);
+    expect(JSON.stringify(res)).not.toContain(NIN_OLA);
+    expect((await search(`Patient?_id=${NIN_OLA}`)).status).toBe(400);
+  });
+
   it('POST _search with form parameters equals GET', async () => {
     const res = await t.request<Bundle>('POST', 'Patient/_search', {
       raw: 'family=nordmann&gender=male',

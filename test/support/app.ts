@@ -9,7 +9,7 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import pino from 'pino';
-import { type App, createApp } from '../../src/app.js';
+import { type App, type AppOptions, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
 import { openTestDatabase, type TestDatabase } from './db.js';
@@ -41,10 +41,14 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string> = {}, options: { auth?: 'system' | 'tokens' } = {}): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { auth?: 'system' | 'tokens'; app?: Omit<AppOptions, 'db' | 'authenticate'> } = {},
+): Promise<TestServer> {
   const database = await openTestDatabase();
   const config = loadConfig({ BASE_URL: BASE, LOG_LEVEL: 'silent', DATA_DIR: database.dataDir, ...env });
   const app = await createApp(config, pino({ level: 'silent' }), {
+    ...options.app,
     db: database.db,
     ...(options.auth === 'tokens' ? {} : { authenticate: async () => ({ access: SYSTEM_ACCESS }) }),
   });

@@ -143,13 +143,15 @@ export async function seedPatient(t: TestServer, citizen: string, settings: Priv
       }),
     );
   }
-  await t.system('POST', 'CarePlan', {
+  const plan = await t.system<{ id: string }>('POST', 'CarePlan', {
     resourceType: 'CarePlan',
     status: 'active',
     intent: 'plan',
     title: `Plan for ${person.name.given}`,
     subject: { reference: `Patient/${id}` },
   });
+  // What the patient sees is what has been published to them.
+  await t.system('POST', `CarePlan/${plan.body.id}/$publish`, { resourceType: 'Parameters' });
   return id;
 }
 

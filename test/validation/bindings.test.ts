@@ -5,7 +5,6 @@ import { validateResource } from '../../src/fhir/validation/validator.js';
 import { expandValueSet, expansionHas } from '../../src/fhir/validation/valuesets.js';
 
 const errors = (resource: unknown) => validateResource(resource).filter((i) => i.severity === 'error');
-const warnings = (resource: unknown) => validateResource(resource).filter((i) => i.severity === 'warning');
 
 const carePlan = { resourceType: 'CarePlan', status: 'active', intent: 'plan', subject: { reference: 'Patient/p1' } };
 

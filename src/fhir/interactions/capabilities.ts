@@ -6,14 +6,14 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import { searchRegistry } from '../../search/registry.js';
 import { definitions, FHIR_VERSION } from '../definitions.js';
-import type { OperationDefinitionSummary } from '../operations.js';
+import type { Operation } from '../operations.js';
 import type { RequestContext } from '../types.js';
 
 const TYPE_INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
 
 let cached: { baseUrl: string; text: string } | undefined;
 
-export function capabilityStatement(ctx: RequestContext, operations: readonly OperationDefinitionSummary[], software: { name: string; version: string }): string {
+export function capabilityStatement(ctx: RequestContext, operations: ReadonlyArray<Pick<Operation, 'name' | 'definition' | 'type' | 'system' | 'typeLevel' | 'instance'>>, software: { name: string; version: string }): string {
   if (cached?.baseUrl === ctx.baseUrl) return cached.text;
   const registry = searchRegistry();
   const baseParams = registry.base();
@@ -28,7 +28,7 @@ export function capabilityStatement(ctx: RequestContext, operations: readonly Op
           .map((p) => `${source}:${p.code}`),
       )
       .sort();
-    const typeOperations = operations.filter((o) => o.type === undefined || o.type === type);
+    const typeOperations = operations.filter((o) => (o.typeLevel || o.instance) && (o.type === undefined || o.type === type));
     return {
       type,
       profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -74,6 +74,7 @@ export function capabilityStatement(ctx: RequestContext, operations: readonly Op
         resource: resources,
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
         searchParam: baseParams.map((p) => ({ name: p.code, definition: p.url, type: p.type })),
+        operation: operations.filter((o) => o.system).map((o) => ({ name: o.name, definition: o.definition })),
       },
     ],
   };

@@ -5,7 +5,7 @@
  */
 import { executeSearch } from '../../search/execute.js';
 import { encodeCursor, parseSearch } from '../../search/parse.js';
-import type { SearchQuery } from '../../search/query.js';
+import type { Cursor, SearchQuery } from '../../search/query.js';
 import { visibility } from '../access.js';
 import { bundleText, type BundleEntryText, type BundleLink, fullUrl, outcomeEntry } from '../bundles.js';
 import { issue, outcome } from '../outcomes.js';
@@ -19,13 +19,16 @@ function link(base: string, params: Array<[string, string]>): string {
 }
 
 export async function search(
-  _s: Services,
+  s: Services,
   call: Call,
   type: string | undefined,
   options: { compartment?: string } = {},
 ): Promise<FhirResponse> {
   const { ctx, req } = call;
-  const query: SearchQuery = parseSearch(type, req.query, {
+  const page = req.query.find(([k]) => k === '_page')?.[1];
+  const params = page ? s.pages.open(page) : req.query;
+  const sealed = !!page || !!req.paramsInBody;
+  const query: SearchQuery = parseSearch(type, params, {
     strict: req.preferHandling === 'strict',
     baseUrl: ctx.baseUrl,
     ...(options.compartment ? { compartment: options.compartment } : {}),
@@ -34,11 +37,14 @@ export async function search(
 
   const path = options.compartment ? `${options.compartment}/${type}` : (type ?? '');
   const base = path ? `${ctx.baseUrl}/${path}` : ctx.baseUrl;
-  const links: BundleLink[] = [
-    { relation: 'self', url: link(base, query.cursor ? [...query.used, ['_cursor', encodeCursor(query.cursor)]] : query.used) },
-  ];
-  if (result.next) links.push({ relation: 'next', url: link(base, [...query.used, ['_cursor', encodeCursor(result.next)]]) });
-  if (result.prev) links.push({ relation: 'previous', url: link(base, [...query.used, ['_cursor', encodeCursor(result.prev)]]) });
+  // Parameters that came in a body stay out of URLs: their links carry a sealed _page token.
+  const at = (cursor: Cursor | undefined): string => {
+    const p: Array<[string, string]> = cursor ? [...query.used, ['_cursor', encodeCursor(cursor)]] : query.used;
+    return sealed ? link(base, [['_page', s.pages.seal(p)]]) : link(base, p);
+  };
+  const links: BundleLink[] = [{ relation: 'self', url: at(query.cursor) }];
+  if (result.next) links.push({ relation: 'next', url: at(result.next) });
+  if (result.prev) links.push({ relation: 'previous', url: at(result.prev) });
 
   const entries: BundleEntryText[] = [
     ...result.matches.map((m) => ({

@@ -18,8 +18,8 @@ const common = {
   status: 'active' as const,
   date: DATE,
   publisher: 'Samplan',
-  fhirVersion: '4.0.1' as const,
 };
+const fhirVersion = '4.0.1' as const;
 
 function profile(id: string, url: string, type: string, title: string, description: string, elements: ElementDefinition[]): StructureDefinition {
   return withSnapshot({
@@ -30,6 +30,7 @@ function profile(id: string, url: string, type: string, title: string, descripti
     title,
     description,
     ...common,
+    fhirVersion,
     kind: 'resource',
     abstract: false,
     type,
@@ -175,6 +176,7 @@ export const zoneExtension: StructureDefinition = {
   description:
     'One zone of a self-treatment plan: its level (green, yellow, red), when it applies (criteria in words, symptoms, measurement thresholds absolute or relative to a personal baseline, or a change over time), what to do (actions, rescue medication), whom to contact within what time, and whether it directs to emergency help. On a CarePlan, and on template PlanDefinitions.',
   ...common,
+  fhirVersion,
   kind: 'complex-type',
   abstract: false,
   context: [

@@ -16,7 +16,7 @@ export function withSnapshot(profile: StructureDefinition): StructureDefinition 
   for (const path of diff.keys()) {
     if (!base.snapshot.element.some((e) => e.path === path)) throw new Error(`${profile.url}: ${path} is not an element of ${baseType}`);
   }
-  const element = base.snapshot.element.map((b): ElementDefinition => {
+  const element = base.snapshot.element.map(withoutTypeExtensions).map((b): ElementDefinition => {
     const d = diff.get(b.path as string);
     if (!d) return { ...b };
     const { constraint, ...rest } = d;
@@ -29,4 +29,14 @@ export function withSnapshot(profile: StructureDefinition): StructureDefinition 
     } as ElementDefinition;
   });
   return { ...profile, snapshot: { element } };
+}
+
+/**
+ * The R4 definitions mark some types with structuredefinition-fhir-type on ElementDefinition.type,
+ * outside that extension's own declared context (.type.code); a snapshot we publish should pass
+ * our own validator, and the marker adds nothing for these profiles.
+ */
+function withoutTypeExtensions(e: ElementDefinition): ElementDefinition {
+  if (!e.type?.some((t) => t.extension)) return e;
+  return { ...e, type: e.type.map(({ extension: _extension, ...t }) => t) };
 }

@@ -1,0 +1,213 @@
+/**
+ * The plan's rules, enforced in the write pipeline for every write however it arrives (single
+ * request, Bundle entry, operation, seeding):
+ * - plan resources carry Samplan's profiles and are validated against them;
+ * - Norwegian identifiers (fødselsnummer, D-nummer, HPR, organisation number) are valid;
+ * - one active plan per patient (serialised per patient, so concurrent creations cannot race);
+ * - plan status moves forward only: draft → active → completed | revoked (entered-in-error any time);
+ * - a plan's patient does not change;
+ * - business identifiers are unique per type;
+ * - references between plan resources point at resources that exist (checked before commit, so
+ *   entries of one transaction may refer to each other in any order).
+ */
+import type { CarePlan, Resource } from '@medplum/fhirtypes';
+import { ErrorCode, errors, FhirError, issue } from '../fhir/outcomes.js';
+import { parseLocalReference } from '../fhir/references.js';
+import type { PendingWrite, WriteHook } from '../fhir/writer.js';
+import { isValidHpr, isValidNin, isValidOrgNr, OID } from '../no/identifiers.js';
+import { searchRegistry } from '../search/registry.js';
+import type { Queryable, Transaction } from '../store/db.js';
+import { CHECK_IN_CODE, PROFILE } from './conventions.js';
+
+/** The profile each plan resource type is held to. */
+function profileFor(resource: Resource): string | undefined {
+  switch (resource.resourceType) {
+    case 'CarePlan':
+      return PROFILE.carePlan;
+    case 'Condition':
+      return PROFILE.condition;
+    case 'Goal':
+      return PROFILE.goal;
+    case 'ServiceRequest':
+      return PROFILE.measure;
+    case 'CareTeam':
+      return PROFILE.careTeam;
+    case 'Observation':
+      return resource.code?.coding?.some((c) => c.system === CHECK_IN_CODE.system && c.code === CHECK_IN_CODE.code) ? PROFILE.checkIn : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Types whose references must resolve: the plan and what it is made of. */
+const PLAN_TYPES = new Set(['CarePlan', 'Condition', 'Goal', 'ServiceRequest', 'CareTeam', 'Observation', 'Communication', 'Task', 'Flag']);
+
+const PLAN_STATUS_NEXT: Record<string, readonly string[]> = {
+  draft: ['draft', 'active', 'revoked', 'entered-in-error'],
+  active: ['active', 'on-hold', 'completed', 'revoked', 'entered-in-error'],
+  'on-hold': ['on-hold', 'active', 'completed', 'revoked', 'entered-in-error'],
+  completed: ['completed', 'entered-in-error'],
+  revoked: ['revoked', 'entered-in-error'],
+  'entered-in-error': ['entered-in-error'],
+};
+
+function withProfile(resource: Resource): Resource {
+  const profile = profileFor(resource);
+  if (!profile || resource.meta?.profile?.includes(profile)) return resource;
+  return { ...resource, meta: { ...(resource.meta ?? {}), profile: [...(resource.meta?.profile ?? []), profile] } } as Resource;
+}
+
+/** Every identifier in the resource (own and in references), with its path. */
+function identifiers(value: unknown, path: string, out: Array<{ path: string; system?: string; value?: string }>): void {
+  if (Array.isArray(value)) value.forEach((v, i) => identifiers(v, `${path}[${i}]`, out));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'identifier') {
+        for (const [i, id] of (Array.isArray(v) ? v : [v]).entries()) {
+          const p = Array.isArray(v) ? `${path}.identifier[${i}]` : `${path}.identifier`;
+          if (id && typeof id === 'object') out.push({ path: p, system: (id as { system?: string }).system, value: (id as { value?: string }).value });
+        }
+      } else if (k !== 'contained') identifiers(v, `${path}.${k}`, out);
+    }
+  }
+}
+
+const CHECKS: Record<string, { valid: (v: string) => boolean; what: string }> = {
+  [OID.fnr]: { valid: isValidNin, what: 'fødselsnummer (11 digits, both mod-11 check digits, a real date)' },
+  [OID.dnr]: { valid: isValidNin, what: 'D-nummer (11 digits, both mod-11 check digits, a real date)' },
+  [OID.hpr]: { valid: isValidHpr, what: 'HPR number (up to 9 digits)' },
+  [OID.orgnr]: { valid: isValidOrgNr, what: 'organisation number (9 digits, mod-11 check digit)' },
+};
+
+function checkIdentifiers(resource: Resource): void {
+  const found: Array<{ path: string; system?: string; value?: string }> = [];
+  identifiers(resource, resource.resourceType, found);
+  const problems = found.flatMap(({ path, system, value }) => {
+    const check = system ? CHECKS[system] : undefined;
+    if (!check || (value && check.valid(value))) return [];
+    return [issue({ code: 'value', errorCode: ErrorCode.InvalidIdentifier, message: `Not a valid ${check.what}`, expression: `${path}.value` })];
+  });
+  if (problems.length) throw new FhirError(400, problems);
+}
+
+function patientOf(resource: Resource): string | undefined {
+  const ref = (resource as { subject?: { reference?: string } }).subject?.reference;
+  const local = ref ? parseLocalReference(ref) : undefined;
+  return local?.type === 'Patient' ? local.id : undefined;
+}
+
+async function checkOneActivePlan(w: PendingWrite, plan: CarePlan): Promise<void> {
+  if (plan.status !== 'active') return;
+  const patient = patientOf(plan);
+  if (!patient) return;
+  // Concurrent activations for one patient queue here; the loser then sees the winner's plan.
+  await w.q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`active-plan:${patient}`]);
+  const status = searchRegistry().get('CarePlan', 'status')?.sp;
+  const rows = await w.q.query<{ id: string }>(
+    `SELECT r.id FROM resources r
+      WHERE r.type = 'CarePlan' AND NOT r.deleted AND r.id <> $1 AND r.compartments @> ARRAY[$2]::text[]
+        AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.sp = $3 AND t.code = 'active')
+      LIMIT 1`,
+    [w.id, `Patient/${patient}`, status],
+  );
+  const existing = rows[0];
+  if (existing) {
+    throw new FhirError(
+      409,
+      issue({
+        code: 'business-rule',
+        errorCode: ErrorCode.ActivePlanExists,
+        message: `The patient already has an active plan: CarePlan/${existing.id}. A patient has one active plan; add to it, or complete or revoke it first`,
+        expression: 'CarePlan.status',
+      }),
+    );
+  }
+}
+
+function checkTransition(w: PendingWrite, plan: CarePlan): void {
+  const before = w.current as CarePlan | undefined;
+  if (!before) return;
+  if (!(PLAN_STATUS_NEXT[before.status] ?? []).includes(plan.status)) {
+    throw new FhirError(
+      409,
+      issue({
+        code: 'business-rule',
+        errorCode: ErrorCode.InvalidTransition,
+        message: `A plan cannot go from ${before.status} to ${plan.status}; allowed next: ${(PLAN_STATUS_NEXT[before.status] ?? []).join(', ')}`,
+        expression: 'CarePlan.status',
+      }),
+    );
+  }
+  if (patientOf(before) !== patientOf(plan)) throw errors.badRequest("A plan's patient cannot be changed", 'CarePlan.subject');
+}
+
+async function checkUniqueIdentifiers(w: PendingWrite): Promise<void> {
+  const ids = ((w.next as { identifier?: Array<{ system?: string; value?: string }> }).identifier ?? []).filter((i) => i.system && i.value);
+  const sp = searchRegistry().get(w.type, 'identifier')?.sp;
+  if (!ids.length || sp === undefined) return;
+  for (const id of ids) {
+    const rows = await w.q.query<{ id: string }>(
+      `SELECT r.id FROM idx_token t JOIN resources r ON r.rid = t.rid
+        WHERE t.sp = $1 AND t.system = $2 AND t.code = $3 AND NOT r.deleted AND r.type = $4 AND r.id <> $5 LIMIT 1`,
+      [sp, id.system, id.value, w.type, w.id],
+    );
+    if (rows[0]) {
+      throw new FhirError(
+        409,
+        issue({ code: 'duplicate', errorCode: ErrorCode.DuplicateIdentifier, message: `Another ${w.type} already has the identifier ${id.system}|${id.value}`, expression: `${w.type}.identifier` }),
+      );
+    }
+  }
+}
+
+/** Local references of the resource (not contained, not external). */
+function references(value: unknown, path: string, out: Array<{ path: string; type: string; id: string }>): void {
+  if (Array.isArray(value)) value.forEach((v, i) => references(v, `${path}[${i}]`, out));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'reference' && typeof v === 'string') {
+        const local = parseLocalReference(v);
+        if (local) out.push({ path: `${path}.reference`, type: local.type, id: local.id });
+      } else if (k !== 'contained') references(v, `${path}.${k}`, out);
+    }
+  }
+}
+
+async function checkReferences(q: Queryable, resource: Resource): Promise<void> {
+  const refs: Array<{ path: string; type: string; id: string }> = [];
+  references(resource, resource.resourceType, refs);
+  if (!refs.length) return;
+  const rows = await q.query<{ type: string; id: string }>(
+    'SELECT type, id FROM resources WHERE NOT deleted AND (type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
+    [refs.map((r) => r.type), refs.map((r) => r.id)],
+  );
+  const found = new Set(rows.map((r) => `${r.type}/${r.id}`));
+  const missing = refs.filter((r) => !found.has(`${r.type}/${r.id}`));
+  if (missing.length) {
+    throw new FhirError(
+      422,
+      missing.map((m) =>
+        issue({ code: 'not-found', errorCode: ErrorCode.ReferenceNotFound, message: `The referenced ${m.type}/${m.id} does not exist`, expression: m.path }),
+      ),
+    );
+  }
+}
+
+export const planRules: WriteHook = {
+  async prepare(w) {
+    const next = withProfile(w.next);
+    checkIdentifiers(next);
+    if (next.resourceType === 'CarePlan') {
+      checkTransition(w, next as CarePlan);
+      await checkOneActivePlan(w, next as CarePlan);
+    }
+    if (PLAN_TYPES.has(next.resourceType)) {
+      await checkUniqueIdentifiers({ ...w, next });
+      // Entries of a transaction may refer to each other in any order: check when all are written.
+      const tx = w.q as Partial<Transaction>;
+      if (tx.beforeCommit) tx.beforeCommit(() => checkReferences(w.q, next));
+      else await checkReferences(w.q, next);
+    }
+    return next;
+  },
+};

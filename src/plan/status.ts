@@ -1,0 +1,92 @@
+/**
+ * The status check: does this patient have an active plan, and when did it last change? Cheap,
+ * content-free, not audited — for the "has plan / changed" badge in an EHR, which may ask with a
+ * machine token. Answered as a FHIR operation (`POST /fhir/Patient/$plan-status` with a
+ * Parameters body) and in NHN's shape (`POST /status` with `{"nin": …}`), from one function.
+ */
+import type { Parameters } from '@medplum/fhirtypes';
+import { ErrorCode, errors } from '../fhir/outcomes.js';
+import type { Operation } from '../fhir/operations.js';
+import type { FhirResponse } from '../fhir/types.js';
+import type { Principal } from '../security/principal.js';
+import { lookupPatient } from '../security/privacy.js';
+import { isValidNin } from '../no/identifiers.js';
+import { searchRegistry } from '../search/registry.js';
+import type { Queryable } from '../store/db.js';
+
+export interface PlanStatus {
+  activeCarePlan: boolean;
+  lastChangedDateTime: string | null;
+  privacySetting: { consent: boolean; hasReservationKjernejournal: boolean; isRestricted: boolean; isBlocked: boolean };
+}
+
+/** What changes "the plan": the plan and the resources it is made of. */
+const PLAN_CONTENT = ['CarePlan', 'Condition', 'Goal', 'ServiceRequest', 'CareTeam'];
+
+export async function planStatus(q: Queryable, principal: Principal | undefined, nin: string): Promise<PlanStatus> {
+  if (!isValidNin(nin)) throw errors.badRequest('nin must be a valid fødselsnummer or D-nummer');
+  const privacy = await lookupPatient(q, nin);
+  const isBlocked = principal?.kind === 'personnel' && privacy.blockedHpr.has(principal.hpr);
+  const sharing = privacy.consent && !privacy.optedOut;
+  let active = false;
+  let lastChanged: Date | null = null;
+  if (sharing && privacy.patientIds.length) {
+    const status = searchRegistry().get('CarePlan', 'status')?.sp;
+    const rows = await q.query<{ active: boolean; changed: Date | null }>(
+      `SELECT EXISTS (SELECT 1 FROM resources p WHERE p.type = 'CarePlan' AND NOT p.deleted AND p.compartments && $1::text[]
+                        AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = p.rid AND t.sp = $2 AND t.code = 'active')) AS active,
+              (SELECT max(r.last_updated) FROM resources r WHERE r.compartments && $1::text[] AND r.type = ANY($3::text[])) AS changed`,
+      [privacy.patientIds.map((id) => `Patient/${id}`), status, PLAN_CONTENT],
+    );
+    active = rows[0]?.active ?? false;
+    lastChanged = rows[0]?.changed ?? null;
+  }
+  return {
+    activeCarePlan: active,
+    lastChangedDateTime: lastChanged ? new Date(lastChanged).toISOString() : null,
+    privacySetting: { consent: privacy.consent, hasReservationKjernejournal: privacy.optedOut, isRestricted: privacy.restricted, isBlocked },
+  };
+}
+
+/** The national id the request asks about: from the body, and matching nhn-patient-nin if both are given. */
+export function statusNin(principal: Principal | undefined, nin: unknown): string {
+  if (typeof nin !== 'string' || !nin) throw errors.badRequest('Give the patient\'s national id as nin');
+  if (principal?.kind === 'personnel' && principal.patientNin && principal.patientNin !== nin) {
+    throw errors.forbidden(ErrorCode.PatientMismatch, 'nin differs from nhn-patient-nin');
+  }
+  return nin;
+}
+
+export const planStatusOperation: Operation = {
+  name: 'plan-status',
+  definition: 'https://samplan.no/fhir/OperationDefinition/Patient-plan-status',
+  type: 'Patient',
+  interaction: 'status',
+  system: false,
+  typeLevel: true,
+  instance: false,
+  get: false,
+  async handler(s, call): Promise<FhirResponse> {
+    const body = call.req.body as Parameters | undefined;
+    if (body?.resourceType !== 'Parameters') throw errors.badRequest('The body must be a Parameters resource with the parameter nin');
+    const nin = statusNin(call.ctx.principal, body.parameter?.find((p) => p.name === 'nin')?.valueString);
+    const status = await planStatus(s.db, call.ctx.principal, nin);
+    const out: Parameters = {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'activeCarePlan', valueBoolean: status.activeCarePlan },
+        ...(status.lastChangedDateTime ? [{ name: 'lastChangedDateTime', valueDateTime: status.lastChangedDateTime }] : []),
+        {
+          name: 'privacySetting',
+          part: [
+            { name: 'consent', valueBoolean: status.privacySetting.consent },
+            { name: 'hasReservationKjernejournal', valueBoolean: status.privacySetting.hasReservationKjernejournal },
+            { name: 'isRestricted', valueBoolean: status.privacySetting.isRestricted },
+            { name: 'isBlocked', valueBoolean: status.privacySetting.isBlocked },
+          ],
+        },
+      ],
+    };
+    return { status: 200, body: JSON.stringify(out) };
+  },
+};
