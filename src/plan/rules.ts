@@ -7,8 +7,9 @@
  * - plan status moves forward only: draft → active → completed | revoked (entered-in-error any time);
  * - a plan's patient does not change;
  * - business identifiers are unique per type;
- * - references between plan resources point at resources that exist (checked before commit, so
- *   entries of one transaction may refer to each other in any order).
+ * - references between plan resources point at resources that exist and belong to the same
+ *   patient (checked before commit, so entries of one transaction may refer to each other in any
+ *   order).
  */
 import type { CarePlan, Resource } from '@medplum/fhirtypes';
 import { ErrorCode, errors, FhirError, issue } from '../fhir/outcomes.js';
@@ -173,21 +174,39 @@ function references(value: unknown, path: string, out: Array<{ path: string; typ
   }
 }
 
+/**
+ * References resolve, and stay with the patient: a plan resource of one patient may not point at
+ * another patient's data (it would publish it to the wrong patient, and show it in their history).
+ */
 async function checkReferences(q: Queryable, resource: Resource): Promise<void> {
   const refs: Array<{ path: string; type: string; id: string }> = [];
   references(resource, resource.resourceType, refs);
   if (!refs.length) return;
-  const rows = await q.query<{ type: string; id: string }>(
-    'SELECT type, id FROM resources WHERE NOT deleted AND (type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
+  const rows = await q.query<{ type: string; id: string; compartments: string[] }>(
+    'SELECT type, id, compartments FROM resources WHERE NOT deleted AND (type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
     [refs.map((r) => r.type), refs.map((r) => r.id)],
   );
-  const found = new Set(rows.map((r) => `${r.type}/${r.id}`));
+  const found = new Map(rows.map((r) => [`${r.type}/${r.id}`, r.compartments]));
   const missing = refs.filter((r) => !found.has(`${r.type}/${r.id}`));
   if (missing.length) {
     throw new FhirError(
       422,
       missing.map((m) =>
         issue({ code: 'not-found', errorCode: ErrorCode.ReferenceNotFound, message: `The referenced ${m.type}/${m.id} does not exist`, expression: m.path }),
+      ),
+    );
+  }
+  const patients = new Set(refs.filter((r) => r.type === 'Patient').map((r) => `Patient/${r.id}`));
+  if (!patients.size) return;
+  const foreign = refs.filter((r) => {
+    const theirs = (found.get(`${r.type}/${r.id}`) ?? []).filter((c) => c.startsWith('Patient/'));
+    return r.type !== 'Patient' && theirs.length > 0 && !theirs.some((c) => patients.has(c));
+  });
+  if (foreign.length) {
+    throw new FhirError(
+      422,
+      foreign.map((f) =>
+        issue({ code: 'business-rule', errorCode: ErrorCode.PatientMismatch, message: `${f.type}/${f.id} belongs to another patient`, expression: f.path }),
       ),
     );
   }

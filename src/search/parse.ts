@@ -125,11 +125,12 @@ function parseReference(name: string, raw: string, typeModifier: string | undefi
   let value = unescape(raw);
   if (value === '') bad(name, raw, 'empty reference');
   if (value.startsWith(`${baseUrl}/`)) value = value.slice(baseUrl.length + 1);
-  const local = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(value);
+  const local = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/([A-Za-z0-9\-.]{1,64}))?$/.exec(value);
   if (local) {
     if (typeModifier && typeModifier !== local[1]) bad(name, raw, `the reference is to ${local[1]}, not ${typeModifier}`);
     if (!definitions().isResourceType(local[1] as string)) bad(name, raw, `${local[1]} is not a resource type`);
-    return { type: 'reference', targetType: local[1] as string, id: local[2] as string };
+    // Type/id/_history/n finds references to that version only; Type/id finds references to any.
+    return { type: 'reference', targetType: local[1] as string, id: local[2] as string, ...(local[3] ? { version: local[3] } : {}) };
   }
   if (/^[A-Za-z0-9\-.]{1,64}$/.test(value)) {
     return { type: 'reference', id: value, ...(typeModifier ? { targetType: typeModifier } : {}) };

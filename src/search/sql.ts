@@ -145,6 +145,7 @@ function valueCondition(f: ParamFilter, value: Value, x: string): Fragment {
       }
       const parts = [sql`${col(x, 'target_id')} = ${value.id}`];
       if (value.targetType) parts.push(sql`${col(x, 'target_type')} = ${value.targetType}`);
+      if (value.version !== undefined) parts.push(sql`${col(x, 'version')} = ${value.version}`);
       return and(parts);
     }
     case 'uri':

@@ -223,6 +223,15 @@ describe('identifiers and references', () => {
     expect(texts(res)).toContain('CarePlan.goal[0].reference');
   });
 
+  it('refuses a reference to another patient\'s data', async () => {
+    const [a, b] = [await newPatient(), await newPatient()];
+    const condition = await t.request('POST', 'Condition', { body: { resourceType: 'Condition', subject: { reference: `Patient/${b}` }, code: { text: 'B sin diagnose' } } });
+    const res = await t.request('POST', 'CarePlan', { body: plan(a, { status: 'draft', addresses: [{ reference: `Condition/${condition.body.id}` }] }) });
+    expect(res.status).toBe(422);
+    expect(codes(res)).toEqual(['PATIENT_MISMATCH']);
+    expect(texts(res)).toContain('CarePlan.addresses[0].reference');
+  });
+
   it('lets entries of a transaction refer to each other in any order', async () => {
     const patient = await newPatient();
     const tx = await t.request<Bundle>('POST', '', {

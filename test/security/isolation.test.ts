@@ -4,10 +4,13 @@
  * compartment and system search, transactions, batches, conditional and plain writes, $validate,
  * the plan operations, bulk export, the access log — and never sees or changes anything of patient B.
  */
-import type { Bundle } from '@medplum/fhirtypes';
+import type { Bundle, CarePlan } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { citizenByKey } from '../../src/demo/population.js';
-import { startTestServer, type TestServer } from '../support/app.js';
+import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
+import { ResourceWriter } from '../../src/fhir/writer.js';
+import { ResourceStore } from '../../src/store/resources.js';
+import { BASE, startTestServer, type TestServer } from '../support/app.js';
 import { citizenToken, clinicianToken, nhnHeaders, seedPatient } from '../support/security.js';
 
 let t: TestServer;
@@ -33,8 +36,11 @@ beforeAll(async () => {
   await make('goalB', { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Mål B' }, subject: { reference: `Patient/${id.patientB}` } });
   await make('obsB', { resourceType: 'Observation', status: 'final', code: { text: 'unik-kode-b' }, subject: { reference: `Patient/${id.patientB}` }, performer: [{ reference: `Organization/${id.orgShared}` }] });
   await make('planB', { resourceType: 'CarePlan', status: 'draft', intent: 'plan', title: 'Utkast B', subject: { reference: `Patient/${id.patientB}` }, goal: [{ reference: `Goal/${id.goalB}` }], addresses: [{ reference: `Condition/${id.conditionB}` }] });
-  // A's plan points at B's condition (a mistake, or someone probing): following it must not leak.
-  await make('planA', { resourceType: 'CarePlan', status: 'draft', intent: 'plan', title: 'Utkast A', subject: { reference: `Patient/${id.patientA}` }, addresses: [{ reference: `Condition/${id.conditionB}` }] });
+  // A's plan points at B's condition (data from before the plan rules refused this, or a bug):
+  // following it must not leak. Written past the rules, with a writer that has no hooks.
+  const planA = { resourceType: 'CarePlan', status: 'draft', intent: 'plan', title: 'Utkast A', subject: { reference: `Patient/${id.patientA}` }, addresses: [{ reference: `Condition/${id.conditionB}` }] } satisfies CarePlan;
+  const bare = new ResourceWriter(new ResourceStore());
+  id.planA = (await t.app.db.transaction((tx) => bare.create(tx, { requestId: 'seed', baseUrl: BASE, access: SYSTEM_ACCESS }, planA))).version.id;
   await make('goalA', { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Mål A' }, subject: { reference: `Patient/${id.patientA}` }, expressedBy: { reference: `Patient/${id.patientA}` } });
   const everythingOfB = await t.system<Bundle>('GET', `Patient/${id.patientB}/CarePlan`);
   bIds = [id.patientB, id.conditionB, id.goalB, id.obsB, id.planB, ...(everythingOfB.body.entry ?? []).map((e) => e.resource?.id as string)].filter(Boolean) as string[];
