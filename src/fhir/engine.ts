@@ -37,6 +37,8 @@ interface Resolved {
   type: string | undefined;
   /** False when the request shows no patient data and is left out of the audit trail. */
   audited?: boolean;
+  /** The operation run, for the audit record. */
+  operation?: { name: string; definition: string };
   run(call: Call): Promise<FhirResponse>;
 }
 
@@ -89,6 +91,7 @@ export class FhirEngine {
             await this.audit?.record({
               ctx,
               interaction: resolved.code,
+              ...(resolved.operation ? { operation: resolved.operation } : {}),
               outcome: failure.status < 500 ? 'refused' : 'failed',
               outcomeText: failureText(failure),
               entities: [],
@@ -110,6 +113,7 @@ export class FhirEngine {
     const record = (res: FhirResponse) => ({
       ctx,
       interaction: resolved.code,
+      ...(resolved.operation ? { operation: resolved.operation } : {}),
       outcome: 'success' as const,
       entities: res.touched ?? [],
       ...(resolved.interaction === 'search' ? { queryParams: req.query.map(([k]) => k) } : {}),
@@ -297,6 +301,7 @@ export class FhirEngine {
       interaction,
       type: target.type,
       audited: op.audited?.(req) ?? true,
+      operation: { name: op.name, definition: op.definition },
       run: (c) => op.handler(this.services, c, target),
     };
   }

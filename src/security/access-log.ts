@@ -32,6 +32,19 @@ const ACTIONS: Record<string, string> = {
   E: 'søkte i planen din',
 };
 
+/** Operations by name, where "searched" would not say what happened. */
+const OPERATIONS: Record<string, string> = {
+  $publish: 'gjorde en ny versjon av planen synlig for deg',
+  $approval: 'behandlet godkjenning av planen din',
+  $apply: 'lagde et utkast til plan for deg fra en mal',
+  $versions: 'så på tidligere versjoner av planen din',
+  $diff: 'sammenlignet versjoner av planen din',
+  $export: 'bestilte en kopi av planen din (eksport)',
+  '$export-file': 'lastet ned en kopi av planen din (eksport)',
+  '$export-status': 'avbrøt eller slettet en eksport av planen din',
+  '$nhn-plan': 'hentet eller endret egenbehandlingsplanen din',
+};
+
 const BASES: Record<string, string> = {
   UNNTAK: 'uten samtykke, slik loven gir helsepersonell som fastlegen adgang til',
   SAMTYKKE: 'med ditt samtykke',
@@ -64,7 +77,9 @@ export function describeAccess(event: AuditEvent, organisations: ReadonlyMap<str
   const who = personnel
     ? `${name} (${[PROFESSIONS[roleCode] ?? 'helsepersonell', where].filter(Boolean).join(', ')})`
     : `${name}${REPRESENTATION[roleCode] ?? ''}`;
-  const what = event.outcome === '0' ? (ACTIONS[event.action ?? 'E'] ?? ACTIONS.E) : `prøvde å se eller endre planen din, men fikk ikke lov`;
+  const operation = event.subtype?.find((c) => c.system === 'urn:ietf:rfc:3986')?.display;
+  const done = (operation && OPERATIONS[operation]) ?? ACTIONS[event.action ?? 'E'] ?? ACTIONS.E;
+  const what = event.outcome === '0' ? done : `prøvde å se eller endre planen din, men fikk ikke lov`;
   const at = event.recorded ? when.format(new Date(event.recorded)) : '';
   const basisCode = event.purposeOfEvent?.[0]?.coding?.find((c) => c.system === AUDIT_CODES.accessBasis)?.code;
   const basis = basisCode ? BASES[basisCode] : undefined;

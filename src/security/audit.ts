@@ -32,6 +32,8 @@ export interface AuditRecord {
   ctx: RequestContext;
   /** FHIR restful-interaction code: read, vread, search-type, create, update, patch, delete, transaction, history-instance, operation … */
   interaction: string;
+  /** For an operation: its name and OperationDefinition, so the record says which one ran. */
+  operation?: { name: string; definition: string };
   outcome: 'success' | 'refused' | 'failed';
   outcomeText?: string;
   entities: readonly AuditedEntity[];
@@ -135,7 +137,10 @@ export function auditEvent(record: AuditRecord): StoredAuditEvent {
     id,
     meta: { versionId: '1', lastUpdated: recorded },
     type: coding('http://terminology.hl7.org/CodeSystem/audit-event-type', 'rest', 'RESTful Operation'),
-    subtype: [coding('http://hl7.org/fhir/restful-interaction', record.interaction)],
+    subtype: [
+      coding('http://hl7.org/fhir/restful-interaction', record.interaction),
+      ...(record.operation ? [coding('urn:ietf:rfc:3986', record.operation.definition, `$${record.operation.name}`)] : []),
+    ],
     action: ACTION[record.interaction] ?? 'E',
     recorded,
     outcome: record.outcome === 'success' ? '0' : record.outcome === 'refused' ? '4' : '8',

@@ -63,6 +63,16 @@ describe('publication', () => {
     expect(param(published.body as Parameters, 'plan')?.valueReference?.reference).toBe(`CarePlan/${planId}/_history/${changed.meta?.versionId}`);
     const after = await anne('GET', `CarePlan/${planId}`);
     expect(after.body.description).toBe('Ny beskrivelse fra fastlegen');
+    // The audit trail names the operation that ran.
+    const [audit] = await t.app.db.query<{ content: string }>("SELECT content FROM audit_events WHERE content LIKE '%CarePlan-publish%' ORDER BY seq DESC LIMIT 1");
+    expect(JSON.parse(audit!.content).subtype).toEqual([
+      { system: 'http://hl7.org/fhir/restful-interaction', code: 'operation' },
+      { system: 'urn:ietf:rfc:3986', code: 'https://samplan.no/fhir/OperationDefinition/CarePlan-publish', display: '$publish' },
+    ]);
+    // And the patient's access log says it in words.
+    const log = await anne('GET', 'AuditEvent?_count=200');
+    const texts = ((log.body as Bundle).entry ?? []).map((e) => (e.resource as { text?: { div?: string } }).text?.div ?? '');
+    expect(texts.join('\n')).toMatch(/Kari Lindqvist \(lege, [^)]+\) gjorde en ny versjon av planen synlig for deg/);
   });
 
   it('publishes the plan\'s parts with it: a new goal reaches the patient when the plan is published', async () => {
