@@ -13,9 +13,12 @@ start_postgres() {
   fi
   "${as[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U samplan --auth=trust -E UTF8 --no-locale >"$PG_DIR/initdb.log" 2>&1 \
     || { cat "$PG_DIR/initdb.log"; return 1; }
-  # fsync off: these are functional tests on a throwaway cluster, not durability tests.
+  # fsync off: these are functional tests on a throwaway cluster, not durability tests. Benchmarks
+  # and crash tests set PG_DURABLE=1 for PostgreSQL's durable defaults.
+  local durability="-c fsync=off -c synchronous_commit=off"
+  [ "${PG_DURABLE:-0}" = 1 ] && durability=""
   "${as[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200" start >/dev/null \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 $durability -c max_connections=200 ${PG_OPTS:-}" start >/dev/null \
     || { cat "$PG_DIR/server.log"; return 1; }
   PG_URL="postgres://samplan@127.0.0.1:$PG_PORT/postgres"
   export PG_URL PG_DIR PG_BIN

@@ -42,6 +42,7 @@ options:
   --htu URL        URL of the printed proof (default <server>/fhir/metadata)
   --jwk JSON       (proof) the DPoP private key printed with --dpop
   --token TOKEN    (proof) the DPoP-bound access token
+  --nonce NONCE    put this server nonce (from a DPoP-Nonce header) in the printed proof
   --decode         also print the token's claims (to stderr)
 
 Without --dpop the token alone is printed, so TOKEN=$(npm run -s token -- clinician fastlege) works.
@@ -110,6 +111,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         htu: { type: 'string' },
         jwk: { type: 'string' },
         token: { type: 'string' },
+        nonce: { type: 'string' },
         decode: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -137,7 +139,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     if (who === 'proof') {
       if (!o.jwk || !o.token) throw new TokenClientError('proof needs --jwk (the DPoP key printed with --dpop) and --token');
       const dpop = await dpopKeyFromJwk(JSON.parse(o.jwk) as JWK);
-      io.out(`${await dpopProof(dpop, { htm: o.htm, htu, accessToken: o.token })}\n`);
+      io.out(`${await dpopProof(dpop, { htm: o.htm, htu, accessToken: o.token, ...(o.nonce ? { nonce: o.nonce } : {}) })}\n`);
       return 0;
     }
 
@@ -181,7 +183,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       io.out(`${result.accessToken}\n`);
       return 0;
     }
-    const proof = await dpopProof(dpop, { htm: o.htm, htu, accessToken: result.accessToken });
+    const proof = await dpopProof(dpop, { htm: o.htm, htu, accessToken: result.accessToken, ...(o.nonce ? { nonce: o.nonce } : {}) });
     io.out(`ACCESS_TOKEN=${result.accessToken}\n`);
     io.out(`DPOP_KEY=${shellQuote(JSON.stringify(dpop.privateJwk))}\n`);
     io.out(`DPOP_PROOF=${proof}\n`);

@@ -16,7 +16,7 @@ import { ResourceWriter } from './fhir/writer.js';
 import { buildServer, type RequestAuth } from './http/server.js';
 import { registerNhnStatus } from './http/nhn-status.js';
 import { createEmbeddedIdp, type EmbeddedIdp } from './idp/index.js';
-import { type Delivery, type DeliveryOptions, startDelivery, subscriptionHook, subscriptionStatusOperation } from './plan/subscriptions/index.js';
+import { type Delivery, type DeliveryOptions, startDelivery, SUBSCRIPTION_CAPABILITY_EXTENSIONS, subscriptionHook, subscriptionStatusOperation } from './plan/subscriptions/index.js';
 import { type BulkExport, createBulkExport } from './plan/export/index.js';
 import { checkIns } from './plan/checkins.js';
 import { applyOperation } from './plan/apply.js';
@@ -25,6 +25,7 @@ import { provenance } from './plan/provenance.js';
 import { publication } from './plan/publication.js';
 import { planRules } from './plan/rules.js';
 import { diffOperation, versionsOperation } from './plan/history.js';
+import { nhnPlanOperation } from './plan/nhn-plan.js';
 import { planStatusOperation } from './plan/status.js';
 import { installTemplates } from './plan/templates/index.js';
 import { approvalOperation, publishOperation } from './plan/workflow.js';
@@ -90,9 +91,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   });
   const engine = new FhirEngine(
     { db, store, writer, pages: new PageTokens(await serverSecret(db, 'page-tokens')) },
-    [validateOperation, applyOperation, publishOperation, approvalOperation, planStatusOperation, versionsOperation, diffOperation, ...bulkExport.operations, subscriptionStatusOperation],
+    [validateOperation, applyOperation, publishOperation, approvalOperation, planStatusOperation, versionsOperation, diffOperation, nhnPlanOperation, ...bulkExport.operations, subscriptionStatusOperation],
     logger,
-    { name: 'Samplan', version: pkg.version },
+    { name: 'Samplan', version: pkg.version, resourceExtensions: { Subscription: SUBSCRIPTION_CAPABILITY_EXTENSIONS } },
     new AuditWriter(db),
   );
   await installConformance(engine, config.baseUrl);

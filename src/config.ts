@@ -16,6 +16,12 @@ export interface Config {
   maxJsonDepth: number;
   /** Extension URL prefixes accepted even though their StructureDefinition is unknown to the server. */
   allowedExtensionDomains: string[];
+  /**
+   * Seed the synthetic demo population (src/demo) into an empty database at start. Default: on
+   * with the embedded database, off with DATABASE_URL, so a server database never gets demo data
+   * unless asked for.
+   */
+  seedDemoData: boolean;
   security: SecurityConfig;
 }
 
@@ -71,16 +77,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = env.HOST || '0.0.0.0';
   const publicHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const baseUrl = (env.BASE_URL || `http://${publicHost}:${port}/fhir`).replace(/\/+$/, '');
+  const databaseUrl = env.DATABASE_URL || undefined;
   return {
     port,
     host,
     baseUrl,
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl,
     dataDir: path.resolve(env.DATA_DIR || 'data'),
     logLevel: env.LOG_LEVEL || 'info',
     bodyLimit: int(env, 'BODY_LIMIT', 16 * 1024 * 1024),
     maxJsonDepth: int(env, 'MAX_JSON_DEPTH', 64),
     allowedExtensionDomains: list(env, 'ALLOWED_EXTENSION_DOMAINS', []),
+    seedDemoData: bool(env, 'SEED_DEMO_DATA', !databaseUrl),
     security: {
       helseIdIssuer: env.HELSEID_ISSUER || undefined,
       helsenorgeIssuer: env.HELSENORGE_ISSUER || undefined,

@@ -1,6 +1,7 @@
 /** Process entry: configuration, the app, listening, and a graceful stop on SIGTERM/SIGINT. */
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
+import { seedOnStart } from './demo/seed.js';
 import { createLogger } from './log.js';
 
 const config = loadConfig();
@@ -8,6 +9,8 @@ const logger = createLogger(config.logLevel);
 
 try {
   const app = await createApp(config, logger);
+  // Before listening, so the first request already sees the demo data (SEED_DEMO_DATA).
+  await seedOnStart(app.engine, config, logger);
   await app.server.listen({ port: config.port, host: config.host });
   logger.info({ baseUrl: config.baseUrl, database: app.db.kind }, 'Samplan is serving FHIR R4');
   let stopping = false;

@@ -9,6 +9,8 @@ import { orgNrFrom, syntheticNin } from '../no/identifiers.js';
 export interface DemoOrganisation {
   key: string;
   name: string;
+  /** Name of the legal entity (hovedenhet) the point of care belongs to. */
+  legalEntity: string;
   /** Legal entity (hovedenhet). */
   orgnrParent: string;
   /** Point of care (underenhet / behandlingssted). */
@@ -48,9 +50,18 @@ export interface DemoRepresentation {
   scope?: Array<'innsyn' | 'endre'>;
 }
 
-const org = (key: string, name: string, parentStem: string, childStem: string, kind: DemoOrganisation['kind'], phone: string): DemoOrganisation => ({
+const org = (
+  key: string,
+  name: string,
+  legalEntity: string,
+  parentStem: string,
+  childStem: string,
+  kind: DemoOrganisation['kind'],
+  phone: string,
+): DemoOrganisation => ({
   key,
   name,
+  legalEntity,
   orgnrParent: orgNrFrom(parentStem),
   orgnrChild: orgNrFrom(childStem),
   kind,
@@ -58,12 +69,12 @@ const org = (key: string, name: string, parentStem: string, childStem: string, k
 });
 
 export const organisations: DemoOrganisation[] = [
-  org('lillevik-legekontor', 'Lillevik legekontor', '91000010', '91000020', 'gp', '+47 77 00 10 00'),
-  org('nordby-hjemmetjeneste', 'Nordby kommune, hjemmetjenesten sone nord', '91000110', '91000120', 'municipality', '+47 77 00 20 00'),
-  org('nordby-koordinerende', 'Nordby kommune, koordinerende enhet', '91000110', '91000130', 'municipality', '+47 77 00 20 50'),
-  org('helse-nordvest-lunge', 'Helse Nord-Vest HF, lungemedisinsk avdeling', '91000210', '91000220', 'hospital', '+47 77 00 30 00'),
-  org('helse-nordvest-hjerte', 'Helse Nord-Vest HF, hjertemedisinsk avdeling', '91000210', '91000230', 'hospital', '+47 77 00 31 00'),
-  org('nordby-fysio', 'Nordby fysioterapi', '91000310', '91000320', 'physiotherapy', '+47 77 00 40 00'),
+  org('lillevik-legekontor', 'Lillevik legekontor', 'Lillevik legekontor AS', '91000010', '91000020', 'gp', '+47 77 00 10 00'),
+  org('nordby-hjemmetjeneste', 'Nordby kommune, hjemmetjenesten sone nord', 'Nordby kommune', '91000110', '91000120', 'municipality', '+47 77 00 20 00'),
+  org('nordby-koordinerende', 'Nordby kommune, koordinerende enhet', 'Nordby kommune', '91000110', '91000130', 'municipality', '+47 77 00 20 50'),
+  org('helse-nordvest-lunge', 'Helse Nord-Vest HF, lungemedisinsk avdeling', 'Helse Nord-Vest HF', '91000210', '91000220', 'hospital', '+47 77 00 30 00'),
+  org('helse-nordvest-hjerte', 'Helse Nord-Vest HF, hjertemedisinsk avdeling', 'Helse Nord-Vest HF', '91000210', '91000230', 'hospital', '+47 77 00 31 00'),
+  org('nordby-fysio', 'Nordby fysioterapi', 'Nordby fysioterapi AS', '91000310', '91000320', 'physiotherapy', '+47 77 00 40 00'),
 ];
 
 const clinician = (

@@ -38,7 +38,7 @@ export interface Access {
   /** SQL condition on the `resources` row with this alias that makes it visible; undefined: no restriction. */
   readFilter(alias: string): RawBuilder<unknown> | undefined;
   /** For callers who see the published version of a resource rather than the latest: its content and number. */
-  served?(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown> };
+  served?(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown>; lastUpdated: RawBuilder<unknown> };
   /** Refuses (throws a FhirError) an interaction on a type — undefined: system level — before data is touched. */
   checkInteraction(interaction: Interaction, type: string | undefined): void;
   /** Refuses a write the caller may not make. */

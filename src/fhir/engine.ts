@@ -11,7 +11,7 @@ import type { Interaction } from './access.js';
 import { definitions } from './definitions.js';
 import { auditLogRead, auditLogSearch } from './interactions/audit-log.js';
 import { processBundle } from './interactions/bundle.js';
-import { capabilityStatement } from './interactions/capabilities.js';
+import { capabilityStatement, type ServerInfo } from './interactions/capabilities.js';
 import { history } from './interactions/history.js';
 import { conditionalPatch, patch } from './interactions/patch.js';
 import { read, vread } from './interactions/read.js';
@@ -68,10 +68,15 @@ export class FhirEngine {
     readonly services: Services,
     operations: Operation[],
     private readonly log: EngineLogger,
-    private readonly software: { name: string; version: string },
+    private readonly server: ServerInfo,
     private readonly audit?: AuditWriter,
   ) {
     for (const op of operations) this.operations.set(op.name, [...(this.operations.get(op.name) ?? []), op]);
+  }
+
+  /** The registered operations: what the CapabilityStatement lists and the OperationDefinitions describe. */
+  registeredOperations(): Operation[] {
+    return [...this.operations.values()].flat();
   }
 
   /** Handles one request; never throws: failures become OperationOutcome responses. */
@@ -118,17 +123,18 @@ export class FhirEngine {
       entities: res.touched ?? [],
       ...(resolved.interaction === 'search' ? { queryParams: req.query.map(([k]) => k) } : {}),
     });
-    const writes = req.method !== 'GET' && req.method !== 'HEAD';
-    if (writes && !(call.q as Partial<Transaction>).inTransaction) {
-      return this.services.db.transaction(async (tx) => {
-        const res = await resolved.run({ ...call, q: tx });
-        try {
-          await this.audit?.recordIn(tx, record(res));
-        } catch (err) {
-          throw this.auditFailure(err, ctx);
-        }
-        return res;
-      });
+    const stored = async (q: Transaction, res: FhirResponse) => {
+      try {
+        await this.audit?.recordIn(q, record(res));
+      } catch (err) {
+        throw this.auditFailure(err, ctx);
+      }
+      return res;
+    };
+    // Called inside the caller's transaction (seeding, in-process callers): the record joins it.
+    if ((call.q as Partial<Transaction>).inTransaction) return stored(call.q as Transaction, await resolved.run(call));
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return this.services.db.transaction(async (tx) => stored(tx, await resolved.run({ ...call, q: tx })));
     }
     const res = await resolved.run(call);
     try {
@@ -203,7 +209,7 @@ export class FhirEngine {
       if (method !== 'GET') throw errors.methodNotAllowed(req.method, 'metadata');
       return to('capabilities', undefined, async (c) => ({
         status: 200,
-        body: capabilityStatement(c.ctx, [...this.operations.values()].flat(), this.software),
+        body: capabilityStatement(c.ctx, this.registeredOperations(), this.server),
       }));
     }
     if (first === '_history' && second === undefined) {

@@ -5,6 +5,7 @@
  * `details.coding` that clients can program against (catalogue: docs/errors.md).
  */
 import type { OperationOutcome, OperationOutcomeIssue } from '@medplum/fhirtypes';
+import { isValidNin } from '../no/identifiers.js';
 
 export const ERROR_CODE_SYSTEM = 'https://samplan.no/fhir/CodeSystem/error-code';
 
@@ -63,6 +64,62 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * What each code means, in one line: the definitions of the published error-code CodeSystem
+ * (https://samplan.no/fhir/CodeSystem/error-code, generated from this table). docs/errors.md is
+ * the long form: when each happens and what to do.
+ */
+export const ERROR_CODE_DEFINITIONS: Readonly<Record<ErrorCode, string>> = {
+  INVALID_REQUEST: 'The request is malformed: a parameter, header or body is missing or not as the interaction needs.',
+  INVALID_JSON: 'The body is not valid JSON (or nested too deep).',
+  UNSUPPORTED_MEDIA_TYPE: 'The body is not JSON, or not FHIR R4 JSON.',
+  NOT_ACCEPTABLE: 'The client asked for a format other than JSON.',
+  PAYLOAD_TOO_LARGE: 'The body, or a Bundle, is too large.',
+  UNKNOWN_RESOURCE_TYPE: 'The path names something that is not a FHIR R4 resource type.',
+  UNKNOWN_ROUTE: 'Nothing is served at this path (or the operation is not supported at this level).',
+  METHOD_NOT_ALLOWED: 'The HTTP method is not allowed at this path.',
+  VALIDATION_ERROR: 'The resource is not valid FHIR R4, or breaks a Samplan profile.',
+  INVALID_SEARCH: 'A search parameter is malformed, or unknown under Prefer: handling=strict.',
+  NOT_FOUND: 'No such resource, version or job (or not one this caller may see).',
+  GONE: 'The resource has been deleted.',
+  VERSION_CONFLICT: 'If-Match names another version than the current one.',
+  MULTIPLE_MATCHES: 'The criteria of a conditional interaction match more than one resource.',
+  ID_MISMATCH: 'The id in the body is not the id in the URL.',
+  REFERENCE_NOT_FOUND: 'A referenced resource does not exist.',
+  TRANSACTION_FAILED: 'Reserved: a transaction failed as a whole (not given by this version).',
+  NOT_SUPPORTED: 'The request asks for something Samplan does not do (e.g. a template element it cannot apply).',
+  CONFLICT: 'A concurrent request changed the same data first; try again.',
+  SERVICE_UNAVAILABLE: 'The database cannot be reached; retry after the time Retry-After gives.',
+  INTERNAL_ERROR: 'An unexpected failure; quote the request id.',
+  UNAUTHENTICATED: 'No access token was sent.',
+  INVALID_TOKEN: 'The access token is refused (signature, issuer, audience, expiry or claims).',
+  INVALID_DPOP_PROOF: 'The DPoP proof is missing, or refused.',
+  DPOP_NONCE_REQUIRED: "The DPoP proof must carry the server's current nonce (DPoP-Nonce header).",
+  MISSING_HEADER: 'A required NHN header is missing (nhn-user-role, nhn-source-system, nhn-access-basis, nhn-patient-nin).',
+  INVALID_HEADER: 'A header is malformed.',
+  NO_ACCESS: 'This caller may not do this.',
+  INSUFFICIENT_SCOPE: 'The token lacks the scope this request needs.',
+  MACHINE_TOKEN_NOT_ALLOWED: 'A token without a person asked for plan content.',
+  ROLE_NOT_ALLOWED: "The health personnel's role may not do this.",
+  CONSENT_MISSING: 'The patient has not consented to a shared plan.',
+  BLOCKED: 'The patient has blocked this clinician.',
+  OPTED_OUT: 'The patient has opted out (reservasjon): no plan is stored or shown.',
+  RESTRICTED: 'The patient has restricted access: an elevated access basis is needed.',
+  ELEVATED_BASIS_UNNECESSARY: 'An elevated access basis was given for a patient who has not restricted access.',
+  EMERGENCY_REASON_REQUIRED: 'Emergency access needs a reason (nhn-access-reason).',
+  PATIENT_MISMATCH: 'The data is about another patient than the one the request names.',
+  REPRESENTATION_NOT_ALLOWED: "The citizen's representation (parent, power of attorney, guardian) does not allow this.",
+  READ_ONLY: 'Audit records cannot be written, changed or deleted.',
+  RATE_LIMITED: 'Too many requests; retry later.',
+  AUDIT_FAILED: 'The access could not be recorded in the audit trail, so it was not done.',
+  INVALID_IDENTIFIER: 'A Norwegian identifier (fødselsnummer, D-nummer, HPR number, organisation number) is not valid.',
+  ACTIVE_PLAN_EXISTS: 'The patient already has an active plan.',
+  INVALID_TRANSITION: "The plan's status cannot change this way (or a draft cannot be published).",
+  DUPLICATE_IDENTIFIER: 'Another resource of this type has the same business identifier.',
+  NO_CHANGES: 'Information: the update changed nothing, so no new version was made.',
+  NIN_IN_URL: 'A national identity number is in the URL; send it in a POST body or header.',
+};
+
 export type IssueType = NonNullable<OperationOutcomeIssue['code']>;
 export type IssueSeverity = NonNullable<OperationOutcomeIssue['severity']>;
 
@@ -74,13 +131,20 @@ export interface IssueInput {
   errorCode?: ErrorCode;
 }
 
+/**
+ * The message with any national identity number masked: error texts are shown, logged by clients
+ * and kept in audit records, and some repeat what the client sent (a search value, an identifier).
+ */
+export function withoutNin(message: string): string {
+  return message.replace(/(?<!\d)\d{11}(?!\d)/g, (digits) => (isValidNin(digits) ? '***********' : digits));
+}
+
 export function issue(input: IssueInput): OperationOutcomeIssue {
+  const text = withoutNin(input.message);
   const result: OperationOutcomeIssue = {
     severity: input.severity ?? 'error',
     code: input.code,
-    details: input.errorCode
-      ? { coding: [{ system: ERROR_CODE_SYSTEM, code: input.errorCode }], text: input.message }
-      : { text: input.message },
+    details: input.errorCode ? { coding: [{ system: ERROR_CODE_SYSTEM, code: input.errorCode }], text } : { text },
   };
   if (input.expression !== undefined) {
     result.expression = Array.isArray(input.expression) ? input.expression : [input.expression];
@@ -92,9 +156,12 @@ export function outcome(issues: OperationOutcomeIssue[]): OperationOutcome {
   return { resourceType: 'OperationOutcome', issue: issues };
 }
 
-/** An informational outcome, e.g. for `Prefer: return=OperationOutcome` and 2xx deletes. */
-export function informational(message: string): OperationOutcome {
-  return outcome([issue({ severity: 'information', code: 'informational', message })]);
+/**
+ * An informational outcome, e.g. for `Prefer: return=OperationOutcome` and 2xx deletes; with a
+ * code when the client may want to act on it (`NO_CHANGES`: an update that changed nothing).
+ */
+export function informational(message: string, errorCode?: ErrorCode): OperationOutcome {
+  return outcome([issue({ severity: 'information', code: 'informational', message, ...(errorCode ? { errorCode } : {}) })]);
 }
 
 /** The engine's error: an HTTP status and the OperationOutcome that explains it. */

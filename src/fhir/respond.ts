@@ -1,6 +1,6 @@
 /** Building FhirResponses for resources and outcomes, honouring `Prefer: return=`. */
 import type { OperationOutcome } from '@medplum/fhirtypes';
-import { informational } from './outcomes.js';
+import { type ErrorCode, informational } from './outcomes.js';
 import type { FhirRequest, FhirResponse, RequestContext } from './types.js';
 import type { WrittenVersion } from './writer.js';
 
@@ -14,7 +14,7 @@ export function versionResponse(
   version: WrittenVersion,
   req: FhirRequest,
   ctx: RequestContext,
-  options: { location?: boolean; message?: string } = {},
+  options: { location?: boolean; message?: string; code?: ErrorCode } = {},
 ): FhirResponse {
   const response: FhirResponse = {
     status,
@@ -26,7 +26,7 @@ export function versionResponse(
   const prefer = req.preferReturn ?? 'representation';
   if (prefer === 'representation' && version.content !== null) response.body = version.content;
   else if (prefer === 'OperationOutcome') {
-    response.body = JSON.stringify(informational(options.message ?? `${version.type}/${version.id} is at version ${version.version}`));
+    response.body = JSON.stringify(informational(options.message ?? `${version.type}/${version.id} is at version ${version.version}`, options.code));
   }
   return response;
 }

@@ -124,7 +124,7 @@ export function orgNrFrom(stem: string): string {
 }
 
 /**
- * HPR number (Helsepersonellregisteret): a positive whole number of up to 9 digits. No public
+ * HPR number (Helsepersonellregisteret): a positive whole number of 4 to 9 digits. No public
  * source documents a check digit, so only the form is checked [unverified].
  */
 export function isValidHpr(hpr: string): boolean {

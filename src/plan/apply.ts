@@ -1,6 +1,7 @@
 /**
  * PlanDefinition/$apply (https://hl7.org/fhir/R4/plandefinition-operation-apply.html): turns a
- * condition template into a draft plan for one patient.
+ * condition template into a draft plan for one patient. Its OperationDefinition is Samplan's own,
+ * based on the core one (see applyOperation).
  *
  *   POST PlanDefinition/{id}/$apply                    instance level
  *   POST PlanDefinition/$apply                         type level, with `planDefinition` (or `url`):
@@ -61,8 +62,7 @@ import { CODE_SYSTEM as NO } from '../no/codes.js';
 import { executeSearch } from '../search/execute.js';
 import { parseSearch } from '../search/parse.js';
 import { inTransaction } from '../store/db.js';
-import { EXTENSION, PROFILE } from './conventions.js';
-import { PATIENT_GOAL } from './templates/build.js';
+import { EXTENSION, PATIENT_GOAL, PROFILE } from './conventions.js';
 
 // ---------------------------------------------------------------------------------------------
 // Input
@@ -548,13 +548,43 @@ async function handler(s: Services, call: Call, target: OperationTarget): Promis
   });
 }
 
+/**
+ * FHIR's PlanDefinition/$apply as Samplan runs it: one subject, Samplan's `persist` and the
+ * template's `url`, no CDS context (encounter, user or setting) — so its own definition, based on
+ * the core one.
+ */
 export const applyOperation: Operation = {
   name: 'apply',
-  definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply',
+  definition: 'https://samplan.no/fhir/OperationDefinition/PlanDefinition-apply',
   type: 'PlanDefinition',
   system: false,
   typeLevel: true,
   instance: true,
   get: false,
+  spec: {
+    title: 'Lag et planutkast fra en mal',
+    description:
+      "Applies a condition template (PlanDefinition) to one patient and gives a draft plan: the template's zones, goals (the patient's own as goals expressed by the patient) and measures, addressing the patient's condition with the template's code (or a new provisional one). The plan is always a draft, never active unseen. Applicability conditions and dynamic values are not evaluated.",
+    affectsState: true,
+    base: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply',
+    comment:
+      'persist=false (the default) previews the plan: 200 with a CarePlan whose parts are contained, nothing stored. persist=true stores the parts and the plan in one transaction through the write pipeline and answers 201 with the stored CarePlan and its Location. CDS context parameters (encounter, userType, userLanguage, userTaskContext, setting, settingContext) are not used.',
+    parameter: [
+      {
+        name: 'planDefinition',
+        use: 'in',
+        min: 0,
+        max: '1',
+        type: 'PlanDefinition',
+        documentation: "At type level, the template: a PlanDefinition resource, or (Samplan) its canonical URL as valueUri, valueCanonical or valueString. Not allowed at instance level.",
+      },
+      { name: 'url', use: 'in', min: 0, max: '1', type: 'uri', documentation: "Samplan: at type level, the template's canonical URL (url or url|version), instead of planDefinition" },
+      { name: 'subject', use: 'in', min: 1, max: '1', type: 'string', searchType: 'reference', documentation: 'The patient the plan is for: Patient/{id} (one)' },
+      { name: 'practitioner', use: 'in', min: 0, max: '1', type: 'string', searchType: 'reference', documentation: 'Practitioner/{id} or PractitionerRole/{id}: author, requester and recorder of what is made' },
+      { name: 'organization', use: 'in', min: 0, max: '1', type: 'string', searchType: 'reference', documentation: "Organization/{id}: checked, but Samplan's profiles have no place for it (name a PractitionerRole instead)" },
+      { name: 'persist', use: 'in', min: 0, max: '1', type: 'boolean', documentation: 'Samplan: true stores the draft plan and its parts; false (default) only previews it' },
+      { name: 'return', use: 'out', min: 1, max: '1', type: 'CarePlan', documentation: 'The draft plan: with its parts contained (preview), or as stored (persist=true)' },
+    ],
+  },
   handler,
 };

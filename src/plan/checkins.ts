@@ -2,14 +2,19 @@
  * The patient's daily check-in: "which zone am I in today", with optional measurements. A check-in
  * in the yellow or red zone — as the patient says, or as their measurements show against the
  * plan's thresholds, whichever is worse — raises a Flag on the patient and a follow-up Task for
- * the care team, in the same transaction, so it shows up for clinicians at once.
+ * the care team, in the same transaction, so it shows up for clinicians at once. Thresholds may
+ * be absolute, relative to a personal baseline (peak flow under 80 % of best), or a change over a
+ * period measured against the patient's earlier check-ins (weight up more than 2 kg in 3 days).
  */
-import type { CarePlan, Coding, Extension, Flag, Observation, Quantity, Task } from '@medplum/fhirtypes';
+import type { CarePlan, Coding, Duration, Extension, Flag, Observation, Quantity, Task } from '@medplum/fhirtypes';
 import { SYSTEM_ACCESS } from '../fhir/access.js';
 import { parseLocalReference } from '../fhir/references.js';
 import type { StoredWrite, WriteHook } from '../fhir/writer.js';
+import { executeSearch } from '../search/execute.js';
+import { parseSearch } from '../search/parse.js';
+import type { Queryable } from '../store/db.js';
 import type { ResourceStore } from '../store/resources.js';
-import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION, ZONE_DISPLAY, type ZoneLevel } from './conventions.js';
+import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION, FLAG_CODE, TASK_CODE, ZONE_DISPLAY, type ZoneLevel } from './conventions.js';
 
 const RANK: Record<ZoneLevel, number> = { green: 0, yellow: 1, red: 2 };
 
@@ -44,16 +49,58 @@ function compare(value: number, comparator: string, limit: number): boolean {
   }
 }
 
-/** Which zone's thresholds the measurements cross (the worst), with why. */
-export function zoneFromMeasurements(plan: CarePlan, check: Observation): { level: ZoneLevel; reason: string } | undefined {
+/** An earlier measurement of the patient's (from a check-in), for thresholds on a change over time. */
+export interface Measured {
+  at: number;
+  code: Coding[] | undefined;
+  value: number;
+}
+
+const UNIT_MS: Record<string, number> = { min: 60_000, h: 3_600_000, d: 86_400_000, wk: 604_800_000, mo: 2_629_800_000, a: 31_557_600_000 };
+
+function durationMs(d: Duration | undefined): number | undefined {
+  const unit = UNIT_MS[d?.code ?? ''];
+  return unit !== undefined && d?.value !== undefined ? d.value * unit : undefined;
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
+
+/**
+ * The change a threshold on "a change over a period" looks at: from the first earlier value in
+ * the period to now. Undefined when there is no earlier value in the period.
+ */
+function changeOver(history: readonly Measured[], code: Coding[] | undefined, value: number, at: number, periodMs: number): number | undefined {
+  const earlier = history.filter((h) => h.at < at && h.at >= at - periodMs && sameMeasurement(h.code, code)).sort((a, b) => a.at - b.at)[0];
+  return earlier ? value - earlier.value : undefined;
+}
+
+/** Which zone's thresholds the measurements cross (the worst), with why. `history` holds the patient's earlier measurements. */
+export function zoneFromMeasurements(plan: CarePlan, check: Observation, history: readonly Measured[] = []): { level: ZoneLevel; reason: string } | undefined {
   let worst: { level: ZoneLevel; reason: string } | undefined;
+  const at = Date.parse(check.effectiveDateTime ?? '') || Date.now();
   for (const zone of plan.extension?.filter((e) => e.url === EXTENSION.zone) ?? []) {
     const level = one(zone, 'level')?.valueCode as ZoneLevel | undefined;
     if (!level || level === 'green') continue;
     for (const threshold of sub(zone, 'threshold')) {
       const measurement = one(threshold, 'measurement')?.valueCodeableConcept;
       const comparator = one(threshold, 'comparator')?.valueCode;
-      if (!measurement || !comparator || one(threshold, 'changeOver')) continue; // changes over days need the series
+      if (!measurement || !comparator) continue;
+      const period = durationMs(one(threshold, 'changeOver')?.valueDuration);
+      if (period !== undefined) {
+        const limit = one(threshold, 'value')?.valueQuantity;
+        if (limit?.value === undefined) continue;
+        for (const c of check.component ?? []) {
+          const value = c.valueQuantity?.value;
+          if (value === undefined || !sameMeasurement(c.code?.coding, measurement.coding)) continue;
+          const change = changeOver(history, measurement.coding, value, at, period);
+          if (change !== undefined && compare(change, comparator, limit.value) && (!worst || RANK[level] > RANK[worst.level])) {
+            const name = measurement.text ?? c.code?.text ?? measurement.coding?.[0]?.display ?? 'Målingen';
+            const over = one(threshold, 'changeOver')?.valueDuration;
+            worst = { level, reason: `${name} har endret seg ${change > 0 ? '+' : ''}${round(change)} ${limit.unit ?? ''} på ${over?.value} ${over?.unit ?? ''}, grensen er ${comparator} ${limit.value} ${limit.unit ?? ''}`.replace(/\s+/g, ' ').trim() };
+          }
+        }
+        continue;
+      }
       let limit: Quantity | undefined = one(threshold, 'value')?.valueQuantity;
       const percent = one(threshold, 'percentOfBaseline')?.valueDecimal;
       const baseline = one(threshold, 'baseline')?.valueQuantity;
@@ -72,19 +119,58 @@ export function zoneFromMeasurements(plan: CarePlan, check: Observation): { leve
   return worst;
 }
 
+/** The longest period a change-over threshold of the plan looks back, if any. */
+function lookBackMs(plan: CarePlan): number | undefined {
+  const periods = (plan.extension ?? [])
+    .filter((e) => e.url === EXTENSION.zone)
+    .flatMap((z) => sub(z, 'threshold'))
+    .map((t) => durationMs(one(t, 'changeOver')?.valueDuration))
+    .filter((ms): ms is number => ms !== undefined);
+  return periods.length ? Math.max(...periods) : undefined;
+}
+
+/** The patient's measurements from check-ins in the period before `at` (found with the search engine, as a search would). */
+async function earlierMeasurements(q: Queryable, patient: string, at: number, periodMs: number, baseUrl: string): Promise<Measured[]> {
+  const query = parseSearch(
+    'Observation',
+    [
+      ['subject', patient],
+      ['code', `${CHECK_IN_CODE.system}|${CHECK_IN_CODE.code}`],
+      ['date', `ge${new Date(at - periodMs).toISOString()}`],
+      ['date', `lt${new Date(at).toISOString()}`],
+      ['_count', '200'],
+    ],
+    { strict: true, baseUrl },
+  );
+  const result = await executeSearch(q, query, undefined);
+  return result.matches.flatMap((row) => {
+    const o = JSON.parse(row.content as string) as Observation;
+    const when = Date.parse(o.effectiveDateTime ?? '');
+    return Number.isNaN(when) ? [] : (o.component ?? []).flatMap((c) => (c.valueQuantity?.value !== undefined ? [{ at: when, code: c.code?.coding, value: c.valueQuantity.value }] : []));
+  });
+}
+
 async function followUp(store: ResourceStore, w: StoredWrite, check: Observation): Promise<void> {
   const reported = reportedZone(check);
   const planRef = check.basedOn?.map((b) => (b.reference ? parseLocalReference(b.reference) : undefined)).find((r) => r?.type === 'CarePlan');
   const planRow = planRef ? await store.read(w.q, 'CarePlan', planRef.id) : undefined;
   const plan = planRow?.content ? (JSON.parse(planRow.content) as CarePlan) : undefined;
-  const measured = plan ? zoneFromMeasurements(plan, check) : undefined;
+  const lookBack = plan ? lookBackMs(plan) : undefined;
+  const patient = check.subject?.reference;
+  const history =
+    plan && lookBack !== undefined && patient && check.component?.length
+      ? await earlierMeasurements(w.q, patient, Date.parse(check.effectiveDateTime ?? '') || Date.now(), lookBack, w.ctx.baseUrl)
+      : [];
+  const measured = plan ? zoneFromMeasurements(plan, check, history) : undefined;
   const level = [reported, measured?.level].filter((z): z is ZoneLevel => !!z).sort((a, b) => RANK[b] - RANK[a])[0];
   if (!level || level === 'green') return;
   const said = reported ? `Pasienten melder ${ZONE_DISPLAY[reported].toLowerCase()}` : 'Pasienten har sendt inn målinger';
   const why = measured && RANK[measured.level] >= RANK[reported ?? 'green'] ? `; målingene viser ${ZONE_DISPLAY[measured.level].toLowerCase()} (${measured.reason})` : '';
   const text = `${said}${why}.`;
-  const ctx = { ...w.ctx, access: SYSTEM_ACCESS };
-  const zoneCode = { system: CODE_SYSTEM.flag, code: `zone-${level}`, display: `Pasienten er i ${ZONE_DISPLAY[level].toLowerCase()}` };
+  // Written by Samplan itself, for the care team: not by the patient, and not published to them.
+  const { principal: _principal, ...request } = w.ctx;
+  const ctx = { ...request, access: SYSTEM_ACCESS };
+  const zoneCode = { ...FLAG_CODE[level] };
   const flag: Flag = {
     resourceType: 'Flag',
     status: 'active',
@@ -100,7 +186,7 @@ async function followUp(store: ResourceStore, w: StoredWrite, check: Observation
     status: 'requested',
     intent: 'order',
     priority: level === 'red' ? 'stat' : 'urgent',
-    code: { coding: [{ system: CODE_SYSTEM.task, code: 'check-in-follow-up', display: 'Følg opp egenvurdering' }] },
+    code: { coding: [{ ...TASK_CODE.checkInFollowUp }] },
     description: `${text} Følg opp etter egenbehandlingsplanen.`,
     focus: { reference: `Observation/${w.id}` },
     for: check.subject as Task['for'],
@@ -114,7 +200,8 @@ async function followUp(store: ResourceStore, w: StoredWrite, check: Observation
 export function checkIns(store: ResourceStore): WriteHook {
   return {
     async stored(w) {
-      if (w.type !== 'Observation' || w.method !== 'POST' || !w.next || !isCheckIn(w.next as Observation)) return;
+      // A new check-in (by POST, or by PUT to a new id); corrections of an old one raise nothing again.
+      if (w.type !== 'Observation' || w.previous || !w.next || !isCheckIn(w.next as Observation)) return;
       await followUp(store, w, w.next as Observation);
     },
   };

@@ -9,12 +9,12 @@ import type { CarePlan, Coding, Extension, Parameters, ParametersParameter, Reso
 import { isDeepStrictEqual } from 'node:util';
 import { visibility } from '../fhir/access.js';
 import { ErrorCode, errors } from '../fhir/outcomes.js';
-import type { Operation } from '../fhir/operations.js';
+import type { Operation, OperationParameter } from '../fhir/operations.js';
 import { parseLocalReference } from '../fhir/references.js';
 import type { Call, Services } from '../fhir/services.js';
 import type { FhirResponse } from '../fhir/types.js';
 import { searchRegistry } from '../search/registry.js';
-import { EXTENSION, ZONE_DISPLAY, type ZoneLevel } from './conventions.js';
+import { EXTENSION, TASK_CODE, ZONE_DISPLAY, type ZoneLevel } from './conventions.js';
 import { LAST_UPDATED_BY } from './provenance.js';
 
 interface Version {
@@ -61,7 +61,7 @@ async function approvals(call: Call, id: string): Promise<Map<number, string>> {
   const result = new Map<number, string>();
   for (const row of rows) {
     const task = JSON.parse(row.content) as { status?: string; code?: { coding?: Coding[] } };
-    if (task.code?.coding?.some((c) => c.code === 'plan-approval') && task.status) result.set(Number(row.version), task.status);
+    if (task.code?.coding?.some((c) => c.system === TASK_CODE.planApproval.system && c.code === TASK_CODE.planApproval.code) && task.status) result.set(Number(row.version), task.status);
   }
   return result;
 }
@@ -228,5 +228,71 @@ async function diffVersions(s: Services, call: Call, target: { id?: string }): P
 
 const base = { type: 'CarePlan', system: false, typeLevel: false, instance: true, get: true } as const;
 
-export const versionsOperation: Operation = { ...base, name: 'versions', definition: 'https://samplan.no/fhir/OperationDefinition/CarePlan-versions', handler: listVersions };
-export const diffOperation: Operation = { ...base, name: 'diff', definition: 'https://samplan.no/fhir/OperationDefinition/CarePlan-diff', handler: diffVersions };
+const outParam = (name: string, type: string, documentation: string, min = 1, max = '1'): OperationParameter => ({ name, use: 'out', min, max, type, documentation });
+
+export const versionsOperation: Operation = {
+  ...base,
+  name: 'versions',
+  definition: 'https://samplan.no/fhir/OperationDefinition/CarePlan-versions',
+  spec: {
+    title: 'Planens versjoner',
+    description:
+      'The versions of the plan, newest first, each with when, who changed it (name and HPR number, role, organisation), why (the reason given with the change), its status, its approval, and whether it is the version the patient sees. For health personnel.',
+    affectsState: false,
+    parameter: [
+      {
+        name: 'version',
+        use: 'out',
+        min: 0,
+        max: '*',
+        documentation: 'One version of the plan',
+        part: [
+          outParam('version', 'integer', 'The version number'),
+          outParam('lastUpdated', 'instant', 'When it was written'),
+          outParam('status', 'code', 'The plan\'s status in this version (deleted for a deletion)'),
+          outParam('author', 'string', 'Who wrote it: name (HPR number)', 0),
+          outParam('role', 'code', 'Their role (Volven 9060)', 0),
+          outParam('organization', 'string', 'Their organisation number', 0),
+          outParam('reason', 'string', 'Why, as given with the change (X-Provenance)', 0),
+          outParam('approval', 'code', 'requested | given | rejected', 0),
+          outParam('published', 'boolean', 'Whether this is the version the patient sees'),
+        ],
+      },
+    ],
+  },
+  handler: listVersions,
+};
+
+export const diffOperation: Operation = {
+  ...base,
+  name: 'diff',
+  definition: 'https://samplan.no/fhir/OperationDefinition/CarePlan-diff',
+  spec: {
+    title: 'Hva er endret mellom to versjoner av planen',
+    description:
+      'What changed between two versions of the plan, in plain words: its title, description and status, its zones, and the goals, measures, conditions and care team it refers to, each taken as it was when that plan version was written. For health personnel.',
+    affectsState: false,
+    comment: 'from and to may be given in the query string (GET) or in a Parameters body (POST).',
+    parameter: [
+      { name: 'from', use: 'in', min: 1, max: '1', type: 'integer', documentation: 'The earlier version' },
+      { name: 'to', use: 'in', min: 1, max: '1', type: 'integer', documentation: 'The later version' },
+      outParam('from', 'integer', 'The earlier version'),
+      outParam('to', 'integer', 'The later version'),
+      outParam('summary', 'string', 'The changes, one line each, in Norwegian ("Ingen endringer" when there are none)'),
+      {
+        name: 'change',
+        use: 'out',
+        min: 0,
+        max: '*',
+        documentation: 'One change',
+        part: [
+          outParam('kind', 'code', 'plan | zone | goal | measure | condition | careTeam'),
+          outParam('action', 'code', 'added | removed | changed'),
+          outParam('what', 'string', 'What changed (a title, a zone, a field)'),
+          outParam('detail', 'string', 'Before → after, or which parts of a zone changed', 0),
+        ],
+      },
+    ],
+  },
+  handler: diffVersions,
+};

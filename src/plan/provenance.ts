@@ -11,17 +11,9 @@ import type { StoredWrite, WriteHook } from '../fhir/writer.js';
 import { CODE_SYSTEM as NO } from '../no/codes.js';
 import { OID } from '../no/identifiers.js';
 import type { Principal } from '../security/principal.js';
-import { SAMPLAN } from './conventions.js';
+import { LAST_UPDATED_BY, LAST_UPDATED_BY_PREFIX, USER_TYPE } from './conventions.js';
 
-const TAG = `${SAMPLAN}/last-updated-by`;
-export const LAST_UPDATED_BY = {
-  userType: `${TAG}/user-type`,
-  hpr: `${TAG}/hpr`,
-  role: `${TAG}/role`,
-  organization: `${TAG}/organization`,
-  legalEntity: `${TAG}/legal-entity`,
-  person: `${TAG}/person`,
-} as const;
+export { LAST_UPDATED_BY };
 
 /** Writes that are records of other writes, not content. */
 const NOT_RECORDED = new Set(['Provenance', 'AuditEvent', 'Subscription']);
@@ -29,7 +21,7 @@ const NOT_RECORDED = new Set(['Provenance', 'AuditEvent', 'Subscription']);
 function tagsFor(p: Principal): Coding[] {
   if (p.kind === 'personnel') {
     return [
-      { system: LAST_UPDATED_BY.userType, code: 'HEALTH_CARE_PROFESSIONAL', display: 'Helsepersonell' },
+      { system: LAST_UPDATED_BY.userType, ...USER_TYPE.personnel },
       { system: LAST_UPDATED_BY.hpr, code: p.hpr, ...(p.name ? { display: p.name } : {}) },
       { system: LAST_UPDATED_BY.role, code: p.role.code },
       { system: LAST_UPDATED_BY.organization, code: p.orgnrChild },
@@ -39,14 +31,14 @@ function tagsFor(p: Principal): Coding[] {
   if (p.kind === 'citizen') {
     const self = p.representation.basis === 'SEGSELV';
     return [
-      { system: LAST_UPDATED_BY.userType, code: self ? 'CITIZEN' : 'REPRESENTATIVE', display: self ? 'Innbygger' : 'Representant' },
+      { system: LAST_UPDATED_BY.userType, ...(self ? USER_TYPE.citizen : USER_TYPE.representative) },
       ...(p.name ? [{ system: LAST_UPDATED_BY.person, code: p.representation.basis, display: p.name }] : []),
     ];
   }
   return [];
 }
 
-const isOurTag = (t: Coding) => t.system?.startsWith(`${TAG}/`) ?? false;
+const isOurTag = (t: Coding) => t.system?.startsWith(LAST_UPDATED_BY_PREFIX) ?? false;
 
 /** The resource without the last-updated-by tags (they say who wrote it, not what it says). */
 function withoutTags(resource: Resource): Resource {

@@ -20,8 +20,8 @@ import { searchRegistry } from '../search/registry.js';
 import type { Queryable, Transaction } from '../store/db.js';
 import { CHECK_IN_CODE, PROFILE } from './conventions.js';
 
-/** The profile each plan resource type is held to. */
-function profileFor(resource: Resource): string | undefined {
+/** The Samplan profile a plan resource is held to (and given, if it does not claim it). */
+export function profileFor(resource: Resource): string | undefined {
   switch (resource.resourceType) {
     case 'CarePlan':
       return PROFILE.carePlan;
@@ -43,10 +43,10 @@ function profileFor(resource: Resource): string | undefined {
 /** Types whose references must resolve: the plan and what it is made of. */
 const PLAN_TYPES = new Set(['CarePlan', 'Condition', 'Goal', 'ServiceRequest', 'CareTeam', 'Observation', 'Communication', 'Task', 'Flag']);
 
+/** Samplan's plan statuses (the profile allows no others: a plan is paused by editing it, not by on-hold). */
 const PLAN_STATUS_NEXT: Record<string, readonly string[]> = {
   draft: ['draft', 'active', 'revoked', 'entered-in-error'],
-  active: ['active', 'on-hold', 'completed', 'revoked', 'entered-in-error'],
-  'on-hold': ['on-hold', 'active', 'completed', 'revoked', 'entered-in-error'],
+  active: ['active', 'completed', 'revoked', 'entered-in-error'],
   completed: ['completed', 'entered-in-error'],
   revoked: ['revoked', 'entered-in-error'],
   'entered-in-error': ['entered-in-error'],
@@ -76,7 +76,7 @@ function identifiers(value: unknown, path: string, out: Array<{ path: string; sy
 const CHECKS: Record<string, { valid: (v: string) => boolean; what: string }> = {
   [OID.fnr]: { valid: isValidNin, what: 'fødselsnummer (11 digits, both mod-11 check digits, a real date)' },
   [OID.dnr]: { valid: isValidNin, what: 'D-nummer (11 digits, both mod-11 check digits, a real date)' },
-  [OID.hpr]: { valid: isValidHpr, what: 'HPR number (up to 9 digits)' },
+  [OID.hpr]: { valid: isValidHpr, what: 'HPR number (4 to 9 digits)' },
   [OID.orgnr]: { valid: isValidOrgNr, what: 'organisation number (9 digits, mod-11 check digit)' },
 };
 
@@ -212,9 +212,20 @@ async function checkReferences(q: Queryable, resource: Resource): Promise<void> 
   }
 }
 
+/**
+ * A plan resource names its patient by a literal reference: one given only by identifier would
+ * fall outside the patient's compartment — unseen by the access rules, the one-active-plan rule
+ * and the patient's own view.
+ */
+function checkSubject(resource: Resource): void {
+  if (!profileFor(resource) || patientOf(resource)) return;
+  throw errors.badRequest(`The ${resource.resourceType}'s subject must be a reference to the patient: Patient/<id>`, `${resource.resourceType}.subject`);
+}
+
 export const planRules: WriteHook = {
   async prepare(w) {
     const next = withProfile(w.next);
+    checkSubject(next);
     checkIdentifiers(next);
     if (next.resourceType === 'CarePlan') {
       checkTransition(w, next as CarePlan);

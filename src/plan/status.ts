@@ -66,6 +66,31 @@ export const planStatusOperation: Operation = {
   typeLevel: true,
   instance: false,
   get: false,
+  spec: {
+    title: 'Har pasienten en plan, og når ble den endret?',
+    description:
+      "The status check for an EHR's badge: whether the patient has an active plan, when the plan last changed, and the patient's privacy settings — without content, and without an audit record. Allowed with the status scope, for machine tokens too. The same answer as NHN's POST /status {\"nin\": …}.",
+    affectsState: false,
+    comment: 'POST with a Parameters body (the national id never goes in a URL). With nhn-patient-nin, nin must name the same patient.',
+    parameter: [
+      { name: 'nin', use: 'in', min: 1, max: '1', type: 'string', documentation: "The patient's fødselsnummer or D-nummer" },
+      { name: 'activeCarePlan', use: 'out', min: 1, max: '1', type: 'boolean', documentation: 'Whether the patient has an active plan (false without consent, or when opted out)' },
+      { name: 'lastChangedDateTime', use: 'out', min: 0, max: '1', type: 'dateTime', documentation: 'When the plan or a resource it is made of last changed' },
+      {
+        name: 'privacySetting',
+        use: 'out',
+        min: 1,
+        max: '1',
+        documentation: "The patient's privacy settings",
+        part: [
+          { name: 'consent', use: 'out', min: 1, max: '1', type: 'boolean', documentation: 'The patient has consented to a shared plan' },
+          { name: 'hasReservationKjernejournal', use: 'out', min: 1, max: '1', type: 'boolean', documentation: 'The patient has opted out (reservasjon)' },
+          { name: 'isRestricted', use: 'out', min: 1, max: '1', type: 'boolean', documentation: 'The patient has restricted access: an elevated access basis is needed' },
+          { name: 'isBlocked', use: 'out', min: 1, max: '1', type: 'boolean', documentation: 'The patient has blocked the asking clinician' },
+        ],
+      },
+    ],
+  },
   async handler(s, call): Promise<FhirResponse> {
     const body = call.req.body as Parameters | undefined;
     if (body?.resourceType !== 'Parameters') throw errors.badRequest('The body must be a Parameters resource with the parameter nin');

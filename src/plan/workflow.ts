@@ -14,7 +14,7 @@ import { CODE_SYSTEM as NO } from '../no/codes.js';
 import { OID } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import { inTransaction } from '../store/db.js';
-import { CODE_SYSTEM } from './conventions.js';
+import { TASK_CODE } from './conventions.js';
 import { planParts, publish } from './publication.js';
 
 function parameter(body: unknown, name: string): NonNullable<Parameters['parameter']>[number] | undefined {
@@ -56,7 +56,7 @@ async function publishPlan(s: Services, call: Call, target: { id?: string }): Pr
   });
 }
 
-const APPROVAL = { system: CODE_SYSTEM.task, code: 'plan-approval', display: 'Godkjenning av plan' };
+const APPROVAL = TASK_CODE.planApproval;
 const STATUS: Record<string, { status: Task['status']; text: string }> = {
   request: { status: 'requested', text: 'Til godkjenning' },
   give: { status: 'completed', text: 'Godkjent' },
@@ -119,6 +119,17 @@ export const publishOperation: Operation = {
   typeLevel: false,
   instance: true,
   get: false,
+  spec: {
+    title: 'Publiser planen til pasienten',
+    description:
+      'Publishes the current version of the plan, and the conditions, goals, measures and care team it refers to, to the patient: from now on the patient (and whoever acts for them) sees these versions. Health personnel only; a draft cannot be published.',
+    affectsState: true,
+    comment: 'The body is an empty Parameters resource (or none). 409 INVALID_TRANSITION for a draft.',
+    parameter: [
+      { name: 'plan', use: 'out', min: 1, max: '1', type: 'Reference', documentation: 'The plan version published: CarePlan/{id}/_history/{version}' },
+      { name: 'published', use: 'out', min: 1, max: '1', type: 'integer', documentation: 'How many resources (the plan and its parts) were published' },
+    ],
+  },
   handler: publishPlan,
 };
 
@@ -130,5 +141,18 @@ export const approvalOperation: Operation = {
   typeLevel: false,
   instance: true,
   get: false,
+  spec: {
+    title: 'Be om, gi eller avvis godkjenning av planen',
+    description:
+      'Requests, gives or rejects approval of one version of the plan, kept as a Task (code plan-approval) whose focus is that version: one Task per version, updated as the approval moves on. Health personnel request; only a physician (role LE) gives or rejects. Approval is separate from the plan\'s status.',
+    affectsState: true,
+    comment: 'Answers 201 with the new Task, or 200 with the updated one (as Prefer: return asks), with its Location.',
+    parameter: [
+      { name: 'action', use: 'in', min: 1, max: '1', type: 'code', documentation: 'request | give | reject' },
+      { name: 'version', use: 'in', min: 0, max: '1', type: 'integer', documentation: 'The plan version the approval is about; default the current version' },
+      { name: 'comment', use: 'in', min: 0, max: '1', type: 'string', documentation: 'A note, added to the Task' },
+      { name: 'return', use: 'out', min: 0, max: '1', type: 'Task', documentation: 'The approval Task (unless Prefer: return=minimal)' },
+    ],
+  },
   handler: approval,
 };

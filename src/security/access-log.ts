@@ -6,7 +6,7 @@
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { OID } from '../no/identifiers.js';
-import { AUDIT_CODES } from './audit.js';
+import { AUDIT_AGENT_TYPE, AUDIT_CODES } from './audit.js';
 
 const PROFESSIONS: Record<string, string> = {
   LE: 'lege',
@@ -72,7 +72,7 @@ export function describeAccess(event: AuditEvent, organisations: ReadonlyMap<str
   const name = user?.who?.display ?? 'Noen';
   const personnel = user?.who?.identifier?.system === OID.hpr;
   const roleCode = user?.role?.[0]?.coding?.[0]?.code ?? '';
-  const pointOfCare = event.agent?.find((a) => a.type?.coding?.some((c) => c.system === AUDIT_CODES.agentType && c.code === 'point-of-care'))?.who?.identifier?.value;
+  const pointOfCare = event.agent?.find((a) => a.type?.coding?.some((c) => c.system === AUDIT_CODES.agentType && c.code === AUDIT_AGENT_TYPE.pointOfCare.code))?.who?.identifier?.value;
   const where = pointOfCare ? (organisations.get(pointOfCare) ?? `organisasjonsnummer ${pointOfCare}`) : undefined;
   const who = personnel
     ? `${name} (${[PROFESSIONS[roleCode] ?? 'helsepersonell', where].filter(Boolean).join(', ')})`

@@ -21,6 +21,13 @@ export const AUDIT_CODES = {
   clientId: 'https://samplan.no/fhir/NamingSystem/client-id',
 } as const;
 
+/** The kinds of agent besides the person: the client system, and the point of care and legal entity the person acts for. */
+export const AUDIT_AGENT_TYPE = {
+  clientSystem: { code: 'client-system', display: 'Client system' },
+  pointOfCare: { code: 'point-of-care', display: 'Point of care' },
+  legalEntity: { code: 'legal-entity', display: 'Legal entity' },
+} as const;
+
 export interface AuditedEntity {
   type: string;
   id: string;
@@ -65,12 +72,13 @@ const ACTION: Record<string, AuditEvent['action']> = {
 };
 
 const coding = (system: string, code: string, display?: string): Coding => ({ system, code, ...(display ? { display } : {}) });
+const agentType = (t: { code: string; display: string }): Coding => coding(AUDIT_CODES.agentType, t.code, t.display);
 
 function agents(p: Principal): AuditEventAgent[] {
   const purpose = p.kind === 'personnel' ? [{ coding: [coding(AUDIT_CODES.accessBasis, p.accessBasis), coding('http://terminology.hl7.org/CodeSystem/v3-ActReason', isEmergency(p.accessBasis) ? 'ETREAT' : 'TREAT')], ...(p.reason ? { text: p.reason } : {}) }] : undefined;
   const user = coding('http://terminology.hl7.org/CodeSystem/extra-security-role-type', 'humanuser', 'human user');
   const client = (clientId: string, display?: string): AuditEventAgent => ({
-    type: { coding: [coding(AUDIT_CODES.agentType, 'client-system', 'Client system')] },
+    type: { coding: [agentType(AUDIT_AGENT_TYPE.clientSystem)] },
     who: { identifier: { system: AUDIT_CODES.clientId, value: clientId }, ...(display ? { display } : {}) },
     requestor: false,
   });
@@ -84,8 +92,8 @@ function agents(p: Principal): AuditEventAgent[] {
         role: [{ coding: [coding(CODE_SYSTEM.personnelCategory, p.role.code)] }],
         ...(purpose ? { purposeOfUse: purpose } : {}),
       },
-      { type: { coding: [coding(AUDIT_CODES.agentType, 'point-of-care', 'Point of care')] }, who: { identifier: { system: OID.orgnr, value: p.orgnrChild } }, requestor: false },
-      { type: { coding: [coding(AUDIT_CODES.agentType, 'legal-entity', 'Legal entity')] }, who: { identifier: { system: OID.orgnr, value: p.orgnrParent } }, requestor: false },
+      { type: { coding: [agentType(AUDIT_AGENT_TYPE.pointOfCare)] }, who: { identifier: { system: OID.orgnr, value: p.orgnrChild } }, requestor: false },
+      { type: { coding: [agentType(AUDIT_AGENT_TYPE.legalEntity)] }, who: { identifier: { system: OID.orgnr, value: p.orgnrParent } }, requestor: false },
       client(p.clientId, p.sourceSystem),
     ];
   }

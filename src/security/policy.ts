@@ -222,13 +222,16 @@ export class PrincipalAccess implements Access {
   }
 
   /** Citizens are served the published version, which may be older than the one being drafted. */
-  served(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown> } {
+  served(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown>; lastUpdated: RawBuilder<unknown> } {
     const r = (column: string) => sql.ref(`${alias}.${column}`);
-    if (this.principal.kind !== 'citizen') return { version: r('version'), content: r('content') };
+    if (this.principal.kind !== 'citizen') return { version: r('version'), content: r('content'), lastUpdated: r('last_updated') };
+    const latest = sql`${r('published_version')} IS NULL OR ${r('published_version')} = ${r('version')}`;
+    const published = (column: string) => sql`(SELECT ${sql.ref(`pv.${column}`)} FROM resource_versions AS pv WHERE pv.rid = ${r('rid')} AND pv.version = ${r('published_version')})`;
     return {
       version: sql`coalesce(${r('published_version')}, ${r('version')})`,
-      content: sql`CASE WHEN ${r('published_version')} IS NULL OR ${r('published_version')} = ${r('version')} THEN ${r('content')}
-        ELSE (SELECT pv.content FROM resource_versions AS pv WHERE pv.rid = ${r('rid')} AND pv.version = ${r('published_version')}) END`,
+      content: sql`CASE WHEN ${latest} THEN ${r('content')} ELSE ${published('content')} END`,
+      // Not the time of a newer draft: that would tell the patient one exists.
+      lastUpdated: sql`CASE WHEN ${latest} THEN ${r('last_updated')} ELSE ${published('last_updated')} END`,
     };
   }
 

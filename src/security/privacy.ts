@@ -34,6 +34,23 @@ export interface PatientPrivacy {
   blockedHpr: ReadonlySet<string>;
 }
 
+/**
+ * A privacy setting as the Consent that `privacyFrom` reads: the category, the patient, and the
+ * provision (permit for plan consent, deny for the others; a block names the clinician in
+ * `provision.actor` by HPR number). One shape for every writer (seeding, tests, portals).
+ */
+export function privacyConsent(patientId: string, category: ConsentCategory, extra: Partial<Consent> = {}): Consent {
+  return {
+    resourceType: 'Consent',
+    status: 'active',
+    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+    category: [{ coding: [{ system: CONSENT_CATEGORY_SYSTEM, code: category }] }],
+    patient: { reference: `Patient/${patientId}` },
+    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
+    ...extra,
+  };
+}
+
 /** The Samplan categories of a Consent. */
 export function consentCategories(consent: Resource): string[] {
   return ((consent as Consent).category ?? []).flatMap((c) => (c.coding ?? []).filter((x) => x.system === CONSENT_CATEGORY_SYSTEM).map((x) => x.code as string));

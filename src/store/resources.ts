@@ -16,15 +16,18 @@ import { compile, type Fragment } from './sql.js';
  */
 export interface ReadRule {
   filter(alias: string): Fragment | undefined;
-  served?(alias: string): { version: Fragment; content: Fragment };
+  served?(alias: string): { version: Fragment; content: Fragment; lastUpdated: Fragment };
 }
 
-/** The content and version columns a rule serves for the row `alias`. */
-export function servedColumns(rule: ReadRule | undefined, alias: string): Fragment {
+/** The content and version columns a rule serves for the row `alias` (and when that version was written, if asked). */
+export function servedColumns(rule: ReadRule | undefined, alias: string, withLastUpdated = false): Fragment {
   const served = rule?.served?.(alias);
-  return served
+  const r = (column: string) => sql.ref(`${alias}.${column}`);
+  const columns = served
     ? sql`${served.version} AS version, ${served.content} AS content`
-    : sql`${sql.ref(`${alias}.version`)} AS version, ${sql.ref(`${alias}.content`)} AS content`;
+    : sql`${r('version')} AS version, ${r('content')} AS content`;
+  if (!withLastUpdated) return columns;
+  return sql`${columns}, ${served ? served.lastUpdated : r('last_updated')} AS "lastUpdated"`;
 }
 
 export interface StoredResource {
@@ -152,7 +155,7 @@ export class ResourceStore {
       const rows = await q.query<StoredResource>(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2`, [type, id]);
       return rows[0];
     }
-    const c = compile(sql`SELECT r.rid, r.type, r.id, r.last_updated AS "lastUpdated", r.deleted, r.compartments, ${servedColumns(rule, 'r')}
+    const c = compile(sql`SELECT r.rid, r.type, r.id, r.deleted, r.compartments, ${servedColumns(rule, 'r', true)}
       FROM resources AS r WHERE r.type = ${type} AND r.id = ${id} AND ${filter}`);
     return (await q.query<StoredResource>(c.sql, c.parameters))[0];
   }

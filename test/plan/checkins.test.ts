@@ -39,6 +39,10 @@ beforeAll(async () => {
       zone('yellow', [
         { url: 'symptom', valueString: 'Mer tung pust enn vanlig' },
         threshold(MEASUREMENT.peakFlow, '<', [{ url: 'percentOfBaseline', valueDecimal: 80 }, { url: 'baseline', valueQuantity: { value: 400, unit: 'L/min', system: 'http://unitsofmeasure.org', code: 'L/min' } }]),
+        threshold(MEASUREMENT.weight, '>', [
+          { url: 'value', valueQuantity: { value: 2, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' } },
+          { url: 'changeOver', valueDuration: { value: 3, unit: 'døgn', system: 'http://unitsofmeasure.org', code: 'd' } },
+        ]),
       ]),
       zone('red', [
         threshold(MEASUREMENT.spo2, '<', [{ url: 'value', valueQuantity: { value: 88, unit: '%', system: 'http://unitsofmeasure.org', code: '%' } }]),
@@ -52,7 +56,7 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-function checkIn(zone: 'green' | 'yellow' | 'red' | undefined, measurements: Array<[typeof MEASUREMENT.spo2, number, string]> = []): Observation {
+function checkIn(zone: 'green' | 'yellow' | 'red' | undefined, measurements: Array<[typeof MEASUREMENT.spo2, number, string]> = [], at = new Date()): Observation {
   return {
     resourceType: 'Observation',
     status: 'final',
@@ -60,7 +64,7 @@ function checkIn(zone: 'green' | 'yellow' | 'red' | undefined, measurements: Arr
     subject: { reference: `Patient/${patient}` },
     performer: [{ reference: `Patient/${patient}` }],
     basedOn: [{ reference: `CarePlan/${plan.id}` }],
-    effectiveDateTime: new Date().toISOString(),
+    effectiveDateTime: at.toISOString(),
     valueCodeableConcept: { coding: [{ system: CODE_SYSTEM.zone, code: zone ?? 'green' }] },
     ...(measurements.length
       ? { component: measurements.map(([code, value, unit]) => ({ code, valueQuantity: { value, unit, system: 'http://unitsofmeasure.org', code: unit } })) }
@@ -113,6 +117,33 @@ describe('check-ins', () => {
     expect((await followUps(`Observation/${low.body.id}`)).tasks[0]?.description).toContain('320 L/min');
     const fine = await asCitizen(t, ANNE, 'POST', 'Observation', { body: checkIn(undefined, [[MEASUREMENT.peakFlow, 350, 'L/min']]) });
     expect((await followUps(`Observation/${fine.body.id}`)).tasks).toEqual([]);
+  });
+
+  it('follows up a check-in made by PUT to a new id, and not again when it is corrected', async () => {
+    const id = `innsjekk-${Date.now()}`;
+    const made = await asCitizen(t, ANNE, 'PUT', `Observation/${id}`, { body: { ...checkIn('red'), id } });
+    expect(made.status, made.text).toBe(201);
+    expect((await followUps(`Observation/${id}`)).tasks).toHaveLength(1);
+    const corrected = await asCitizen(t, ANNE, 'PUT', `Observation/${id}`, { body: { ...made.body, note: [{ text: 'Feil knapp' }] } });
+    expect(corrected.status, corrected.text).toBe(200);
+    expect((await followUps(`Observation/${id}`)).tasks).toHaveLength(1);
+  });
+
+  it('compares a weight with the earlier check-ins: up more than 2 kg in 3 days is yellow', async () => {
+    const day = 86_400_000;
+    const now = Date.now();
+    const weigh = async (kg: number, daysAgo: number) => {
+      const res = await asCitizen(t, ANNE, 'POST', 'Observation', { body: checkIn('green', [[MEASUREMENT.weight, kg, 'kg']], new Date(now - daysAgo * day)) });
+      expect(res.status, res.text).toBe(201);
+      return (await followUps(`Observation/${res.body.id}`)).tasks;
+    };
+    // Five days ago is outside every period below; for today, two days ago is the first value inside it.
+    expect(await weigh(78, 5)).toEqual([]);
+    expect(await weigh(80, 2)).toEqual([]);
+    expect(await weigh(81.5, 1)).toEqual([]);
+    const gained = await weigh(82.5, 0);
+    expect(gained).toHaveLength(1);
+    expect(gained[0]?.description).toContain('Vekt har endret seg +2.5 kg på 3 døgn');
   });
 
   it('refuses a check-in without a zone or a plan, with the element named', async () => {

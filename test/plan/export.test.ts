@@ -521,6 +521,8 @@ describe('the rule a job runs with', () => {
       const text = files.map((f) => f.text).join('');
       expect(text).toContain(patient);
       expect(text).not.toContain(later);
+      // The other job (asked while the consent was there) runs before the withdrawal and completes.
+      expect((await waitFor(headers, withdrawn)).status).toBe(200);
       await t.app.bulkExport.stop();
       const second = await kickOff(headers, `Patient/${patient}/$export?_type=Immunization`);
       const res = await t.system('PUT', `Consent/${consent.body.id}`, { ...(await t.system('GET', `Consent/${consent.body.id}`)).body, status: 'inactive' });
@@ -532,8 +534,6 @@ describe('the rule a job runs with', () => {
     } finally {
       if (!t.app.bulkExport.worker.started) await t.app.bulkExport.start();
     }
-    // The other job (asked while the consent was there) ran before the withdrawal and completed.
-    expect((await waitFor(headers, withdrawn)).status).toBe(200);
   });
 
   it('one principal may have at most 5 exports queued or running', async () => {

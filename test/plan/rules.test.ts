@@ -89,6 +89,35 @@ describe('profiles', () => {
     expect(texts(c)).toMatch(/when it applies/);
   });
 
+  it('checks each zone\'s level, thresholds and contacts, part by part', async () => {
+    const patient = await newPatient();
+    const spo2 = { coding: [{ system: 'http://loinc.org', code: '59408-5', display: 'SpO2' }] };
+    const cases: Array<[string, Extension, RegExp]> = [
+      ['an unknown level', { url: EXTENSION.zone, extension: [{ url: 'level', valueCode: 'purple' }, { url: 'criteria', valueString: 'x' }, { url: 'action', valueString: 'y' }] }, /green, yellow or red/],
+      ['a threshold without a comparator', zone('yellow', [{ url: 'threshold', extension: [{ url: 'measurement', valueCodeableConcept: spo2 }, { url: 'value', valueQuantity: { value: 92, unit: '%' } }] }]), /comparator/],
+      ['a threshold without a value', zone('yellow', [{ url: 'threshold', extension: [{ url: 'measurement', valueCodeableConcept: spo2 }, { url: 'comparator', valueCode: '<' }] }]), /value or a percentage/],
+      ['a contact without who', zone('yellow', [{ url: 'contact', extension: [{ url: 'phone', valueString: '116 117' }] }]), /contact says who/],
+      ['an unknown part', zone('yellow', [{ url: 'colour', valueString: 'gul' }]), /only the parts/],
+    ];
+    for (const [what, z, message] of cases) {
+      const res = await t.request('POST', 'CarePlan', { body: plan(patient, { status: 'draft', extension: [z] }) });
+      expect(res.status, what).toBe(400);
+      expect(texts(res), what).toMatch(message);
+    }
+    const complete = zone('yellow', [
+      { url: 'threshold', extension: [{ url: 'measurement', valueCodeableConcept: spo2 }, { url: 'comparator', valueCode: '<' }, { url: 'value', valueQuantity: { value: 92, unit: '%' } }] },
+      { url: 'contact', extension: [{ url: 'who', valueString: 'Fastlegen' }, { url: 'within', valueDuration: { value: 24, unit: 'timer', system: 'http://unitsofmeasure.org', code: 'h' } }] },
+    ]);
+    expect((await t.request('POST', 'CarePlan', { body: plan(patient, { status: 'draft', extension: [complete] }) })).status).toBe(201);
+  });
+
+  it('refuses a plan resource that names its patient only by identifier', async () => {
+    const res = await t.request('POST', 'CarePlan', { body: plan('x', { subject: { identifier: { system: OID.fnr, value: syntheticNin('1950-02-02', 9) } } }) });
+    expect(res.status).toBe(400);
+    expect(texts(res)).toContain('CarePlan.subject');
+    expect(res.text).not.toMatch(/\d{11}/);
+  });
+
   it('requires a coded or described condition from the allowed code systems', async () => {
     const patient = await newPatient();
     const ok = await t.request('POST', 'Condition', {
@@ -194,6 +223,15 @@ describe('plan status', () => {
     expect(done.status).toBe(200);
     expect((await put('active', done)).status).toBe(409);
     expect((await put('entered-in-error', done)).status).toBe(200);
+  });
+
+  it('has no on-hold: a plan is paused by editing it', async () => {
+    const patient = await newPatient();
+    const made = await t.request('POST', 'CarePlan', { body: plan(patient) });
+    const held = await t.request('PUT', `CarePlan/${made.body.id}`, { body: { ...made.body, status: 'on-hold' } });
+    expect(held.status).toBe(409);
+    expect(codes(held)).toEqual(['INVALID_TRANSITION']);
+    expect(texts(held)).toContain('allowed next: active, completed, revoked, entered-in-error');
   });
 
   it('keeps the plan with its patient', async () => {

@@ -8,9 +8,9 @@
 import type { ActivityDefinition, Extension, PlanDefinition } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CODE_SYSTEM as NO } from '../../src/no/codes.js';
-import { EXTENSION, MEASURE_CATEGORIES, PROFILE, SAMPLAN } from '../../src/plan/conventions.js';
+import { EXTENSION, MEASURE_CATEGORIES, PATIENT_GOAL, PROFILE, SAMPLAN } from '../../src/plan/conventions.js';
 import { registerSamplanProfiles } from '../../src/plan/profiles/index.js';
-import { installTemplates, PATIENT_GOAL, templateResources, TEMPLATES } from '../../src/plan/templates/index.js';
+import { installTemplates, templateResources, TEMPLATES } from '../../src/plan/templates/index.js';
 import { hasErrors, validateResource } from '../../src/fhir/validation/validator.js';
 import { BASE, startTestServer, type TestServer } from '../support/app.js';
 

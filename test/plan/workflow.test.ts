@@ -50,10 +50,13 @@ describe('publication', () => {
     const before = (await anne('GET', `CarePlan/${planId}`)).body as CarePlan;
     const changed = await changePlan((p) => ({ ...p, description: 'Ny beskrivelse fra fastlegen' }));
     expect(Number(changed.meta?.versionId)).toBeGreaterThan(Number(before.meta?.versionId));
-    // The patient still sees the published version, by read and by search.
+    // The patient still sees the published version, by read and by search, and nothing tells
+    // them a newer draft exists.
     const read = await anne('GET', `CarePlan/${planId}`);
     expect(read.body.meta.versionId).toBe(before.meta?.versionId);
     expect(read.body.description).toBeUndefined();
+    expect(read.headers.etag).toBe(`W/"${before.meta?.versionId}"`);
+    expect(new Date(String(read.headers['last-modified'])).getTime()).toBe(Math.floor(Date.parse(before.meta?.lastUpdated as string) / 1000) * 1000);
     const searched = await anne('GET', 'CarePlan');
     expect(searched.body.entry?.[0]?.resource?.description).toBeUndefined();
     // The clinician sees the draft of the next version.

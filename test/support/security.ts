@@ -4,11 +4,11 @@
  * privacy settings seeded through the server's own system context.
  */
 import { createHash, randomUUID, webcrypto } from 'node:crypto';
-import type { Consent, Patient } from '@medplum/fhirtypes';
+import type { Patient } from '@medplum/fhirtypes';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { citizenByKey, clinicianByKey } from '../../src/demo/population.js';
 import { OID } from '../../src/no/identifiers.js';
-import { CONSENT_CATEGORY_SYSTEM, type ConsentCategory } from '../../src/security/privacy.js';
+import { privacyConsent } from '../../src/security/privacy.js';
 import { BASE, type TestServer } from './app.js';
 
 export const ROLE = 'urn:oid:2.16.578.1.12.4.1.1.9060';
@@ -109,15 +109,7 @@ export interface PrivacySettings {
   blocked?: string[];
 }
 
-const consentOf = (patientId: string, category: ConsentCategory, extra: Partial<Consent> = {}): Consent => ({
-  resourceType: 'Consent',
-  status: 'active',
-  scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-  category: [{ coding: [{ system: CONSENT_CATEGORY_SYSTEM, code: category }] }],
-  patient: { reference: `Patient/${patientId}` },
-  policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] },
-  ...extra,
-});
+const consentOf = privacyConsent;
 
 /** Seeds a citizen persona as a Patient with privacy settings (and a plan when consented); returns its id. */
 export async function seedPatient(t: TestServer, citizen: string, settings: PrivacySettings = {}): Promise<string> {

@@ -7,7 +7,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import jsonPatch from 'fast-json-patch';
 import { inTransaction } from '../../store/db.js';
-import { errors } from '../outcomes.js';
+import { ErrorCode, errors } from '../outcomes.js';
 import { applyFhirPathPatch, isFhirPathPatch } from '../patch/fhirpath-patch.js';
 import { versionResponse } from '../respond.js';
 import type { Call, Services } from '../services.js';
@@ -48,7 +48,10 @@ export async function patch(s: Services, call: Call, type: string, id: string): 
       method: 'PATCH',
       ...(req.ifMatch !== undefined ? { ifMatch: req.ifMatch } : {}),
     });
-    return versionResponse(200, result.version, req, ctx, { location: true });
+    return versionResponse(200, result.version, req, ctx, {
+      location: true,
+      ...(result.changed ? {} : { message: `${type}/${id} was not changed: the patch gives the current content`, code: ErrorCode.NoChanges }),
+    });
   });
 }
 

@@ -6,7 +6,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { inTransaction } from '../../store/db.js';
 import { visibility } from '../access.js';
-import { errors, informational } from '../outcomes.js';
+import { ErrorCode, errors, informational } from '../outcomes.js';
 import { outcomeResponse, versionResponse } from '../respond.js';
 import type { Call, Services } from '../services.js';
 import type { FhirRequest, FhirResponse } from '../types.js';
@@ -59,6 +59,7 @@ export async function update(s: Services, call: Call, type: string, id: string):
     return versionResponse(result.created ? 201 : 200, result.version, req, ctx, {
       location: true,
       message: result.changed ? `Updated ${type}/${id}` : `${type}/${id} was not changed: the content is the same as the current version`,
+      ...(result.changed ? {} : { code: ErrorCode.NoChanges }),
     });
   });
 }
@@ -76,7 +77,10 @@ export async function conditionalUpdate(s: Services, call: Call, type: string): 
     const result = id
       ? await s.writer.update(tx, ctx, type, id, { ...resource, id }, options)
       : await s.writer.create(tx, ctx, resource);
-    return versionResponse(result.created ? 201 : 200, result.version, req, ctx, { location: true });
+    return versionResponse(result.created ? 201 : 200, result.version, req, ctx, {
+      location: true,
+      ...(result.changed ? {} : { message: `${type}/${id} was not changed: the content is the same as the current version`, code: ErrorCode.NoChanges }),
+    });
   });
 }
 

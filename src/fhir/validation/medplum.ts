@@ -1,6 +1,8 @@
 /**
  * Runs `@medplum/core`'s validator (structure, cardinality, primitive formats, unknown
- * properties, fixed/pattern values, slicing, reference types, FHIRPath invariants) and turns its
+ * properties, fixed/pattern values, slicing, reference types, FHIRPath invariants) against the
+ * base type — and, for a profile, only the slicing of the resource's own elements (the rest of a
+ * profile is checked by profile-constraints.ts, which says why) — and turns its
  * findings into Samplan issues: the Samplan error code, instance paths with the JSON property
  * names of choice elements (`Observation.valueQuantity`, not `Observation.value[x]`), and
  * messages that say what was wrong.
@@ -19,6 +21,16 @@ export function medplumIssues(resource: Record<string, unknown>, profile?: Struc
     raw = err.outcome.issue ?? [];
   }
   return raw.filter((i) => !isAbsoluteReferenceWarning(i, resource)).map((i) => convert(i, resource));
+}
+
+const SLICE_COUNT = 'Incorrect number of values provided for slice ';
+
+/**
+ * The slice counts of a profile reduced to its slicing (profile-constraints.ts): Medplum is asked
+ * only about those; everything else it finds on that partial definition is noise or a repeat.
+ */
+export function sliceIssues(resource: Record<string, unknown>, slicing: StructureDefinition): Issues {
+  return medplumIssues(resource, slicing).filter((i) => isIncomplete(i) || i.details?.text?.startsWith(SLICE_COUNT));
 }
 
 /**

@@ -5,12 +5,15 @@
 import { loadDataType } from '@medplum/core';
 import type { StructureDefinition } from '@medplum/fhirtypes';
 import { definitions } from '../definitions.js';
+import { compileProfile, type ProfileConstraints } from './profile-constraints.js';
 import { unversioned } from './schema.js';
 
 export interface ResourceProfile {
   readonly sd: StructureDefinition;
   /** Required bindings the profile states, by definition path without `[x]` (`Observation.value`). */
   readonly bindings: ReadonlyMap<string, string>;
+  /** What the profile states beyond the base definition, worked out at registration (profile-constraints.ts). */
+  readonly constraints: ProfileConstraints;
 }
 
 const resourceProfiles = new Map<string, ResourceProfile>();
@@ -19,7 +22,8 @@ const listeners: Array<(url: string) => void> = [];
 
 /**
  * Makes a profile known. Extension definitions (type `Extension`) may have a snapshot or only a
- * differential; other profiles need a snapshot, which Medplum's validator works from.
+ * differential; other profiles need a snapshot, which is compared with the base definition here,
+ * once, to know what to check on every write.
  * Throws for a definition that cannot be used: registering is configuration, not input.
  */
 export function registerProfile(sd: StructureDefinition): void {
@@ -37,7 +41,7 @@ export function registerProfile(sd: StructureDefinition): void {
       throw new Error(`Profile ${url} constrains ${sd.type}, which is not a resource type`);
     }
     loadDataType({ ...sd, name: sd.name ?? sd.id ?? url });
-    resourceProfiles.set(url, { sd, bindings: requiredBindings(sd) });
+    resourceProfiles.set(url, { sd, bindings: requiredBindings(sd), constraints: compileProfile(sd) });
   }
   for (const listener of listeners) listener(url);
 }
@@ -45,6 +49,11 @@ export function registerProfile(sd: StructureDefinition): void {
 /** Lets caches keyed by canonical URL forget an entry when its definition is (re)registered. */
 export function onProfileRegistered(listener: (url: string) => void): void {
   listeners.push(listener);
+}
+
+/** The registered resource profiles (not extension definitions), e.g. for the CapabilityStatement's supportedProfile. */
+export function registeredProfiles(): StructureDefinition[] {
+  return [...resourceProfiles.values()].map((p) => p.sd);
 }
 
 export function resourceProfile(canonical: string): ResourceProfile | undefined {

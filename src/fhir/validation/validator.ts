@@ -2,7 +2,8 @@
  * Resource validation for writes and `$validate`: Medplum's structural validator plus Samplan's
  * checks (required bindings, extensions, narrative, markup in text, ids, contained resources,
  * the invariants Medplum skips), against the base R4 type and any registered profiles the caller
- * or the resource names. The first call loads the R4 definitions and terminology (a second or so).
+ * or the resource names (what a profile adds to the base is checked by profile-constraints.ts).
+ * The first call loads the R4 definitions and terminology (a second or so).
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { definitions } from '../definitions.js';
@@ -12,8 +13,9 @@ import { extensionsVisitor } from './extensions.js';
 import { idsVisitor } from './ids.js';
 import { invariantsVisitor } from './invariants.js';
 import { dedupe, validationIssue, type Issues } from './issues.js';
-import { isIncomplete, medplumIssues } from './medplum.js';
+import { isIncomplete, medplumIssues, sliceIssues } from './medplum.js';
 import { narrativeVisitor } from './narrative.js';
+import { profileVisitor } from './profile-constraints.js';
 import { isBaseDefinition, resourceProfile, type ResourceProfile } from './profiles.js';
 import { securityVisitor } from './security.js';
 import { isObject, walk } from './walk.js';
@@ -43,6 +45,7 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
   for (const p of profiles) for (const [path, vs] of p.bindings) bindings.set(path, vs);
 
   const ownIssues: Issues = [];
+  const referenceErrors = new Set<string>();
   const visitors = [
     idsVisitor(ownIssues),
     bindingsVisitor(ownIssues, bindings),
@@ -52,16 +55,23 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
     containedVisitor(ownIssues),
     invariantsVisitor(ownIssues),
   ];
+  if (profiles.length) {
+    const constraints = profiles.map((p) => p.constraints);
+    visitors.push(profileVisitor(ownIssues, constraints, (url) => resourceProfile(url)?.sd.type, referenceErrors));
+  }
   // The walk sees the contained resources (for references to them) but skips validating them.
   const broken = walk(input, visitors, { skipContained: options.validateContains === 'IGNORE' }, ownIssues);
 
-  const structural = [...medplumIssues(target), ...profiles.flatMap((p) => medplumIssues(target, p.sd))];
+  // The base type by Medplum; of a profile, Medplum checks only the slicing (profile-constraints.ts).
+  const structural = [...medplumIssues(target), ...profiles.flatMap((p) => (p.constraints.slicing ? sliceIssues(target, p.constraints.slicing) : []))];
   // Where the walk found a value of the wrong shape (a string for a HumanName, a contained
-  // resource of unknown type), Medplum's findings there are noise or an aborted run.
-  const relevant = broken.length
+  // resource of unknown type), Medplum's findings there are noise or an aborted run. Where a
+  // profile refuses a reference's type, the base validation's warning about it is a repeat.
+  const relevant = broken.length || referenceErrors.size
     ? structural.filter((i) => {
         const at = i.expression?.[0] ?? '';
-        return !isIncomplete(i) && !broken.some((b) => at === b || at.startsWith(`${b}.`) || at.startsWith(`${b}[`));
+        if (referenceErrors.has(at) && i.severity === 'warning' && i.details?.text?.startsWith('Invalid reference')) return false;
+        return !broken.length || (!isIncomplete(i) && !broken.some((b) => at === b || at.startsWith(`${b}.`) || at.startsWith(`${b}[`)));
       })
     : structural;
   return dedupe([...issues, ...relevant, ...ownIssues]);

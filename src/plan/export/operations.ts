@@ -212,7 +212,43 @@ export function exportOperations(options: ExportOperationsOptions): Operation[] 
   return [
     { ...common, name: 'export', definition: `${BULK}/export`, system: true, handler: kickOff },
     { ...common, name: 'export', definition: `${BULK}/patient-export`, type: 'Patient', typeLevel: true, instance: true, handler: kickOff },
-    { ...common, name: 'export-status', definition: 'https://samplan.no/fhir/OperationDefinition/export-status', system: true, delete: true, audited: (req) => req.method === 'DELETE', handler: status },
-    { ...common, name: 'export-file', definition: 'https://samplan.no/fhir/OperationDefinition/export-file', system: true, handler: file },
+    {
+      ...common,
+      name: 'export-status',
+      definition: 'https://samplan.no/fhir/OperationDefinition/export-status',
+      system: true,
+      delete: true,
+      audited: (req) => req.method === 'DELETE',
+      spec: {
+        title: 'Status for en eksport',
+        description:
+          "The status URL of a bulk export (FHIR Bulk Data Access IG, async request pattern), as the kick-off's Content-Location names it. GET polls: 202 with X-Progress and Retry-After while the export runs, 200 with the manifest when it is done, the error when it failed. DELETE cancels the export, or deletes its files. Only whoever started the export sees it.",
+        affectsState: true,
+        comment: 'GET polls and changes nothing; DELETE cancels (202). The manifest is the Bulk Data IG\'s JSON (transactionTime, request, requiresAccessToken, output, error), not a FHIR resource.',
+        parameter: [
+          { name: 'job', use: 'in', min: 1, max: '1', type: 'string', documentation: 'The export job, as in the status URL' },
+          { name: 'return', use: 'out', min: 0, max: '1', type: 'Binary', documentation: 'When done: the Bulk Data manifest (application/json)' },
+        ],
+      },
+      handler: status,
+    },
+    {
+      ...common,
+      name: 'export-file',
+      definition: 'https://samplan.no/fhir/OperationDefinition/export-file',
+      system: true,
+      spec: {
+        title: 'En fil fra en eksport',
+        description: "One NDJSON file of a completed bulk export, as the manifest's output lists it. Only whoever started the export can download it.",
+        affectsState: false,
+        comment: 'GET only; the answer is NDJSON (application/fhir+ndjson), one resource per line.',
+        parameter: [
+          { name: 'job', use: 'in', min: 1, max: '1', type: 'string', documentation: 'The export job' },
+          { name: 'file', use: 'in', min: 1, max: '1', type: 'integer', documentation: 'The file number, as in the manifest' },
+          { name: 'return', use: 'out', min: 1, max: '1', type: 'Binary', documentation: 'The NDJSON file (application/fhir+ndjson)' },
+        ],
+      },
+      handler: file,
+    },
   ];
 }

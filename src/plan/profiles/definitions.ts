@@ -1,24 +1,19 @@
 /**
  * Samplan's conformance resources: the profiles of a treatment and self-treatment plan, the
- * self-treatment zone extension, and the code systems and value sets they use. The server
- * validates writes against them and serves them (StructureDefinition?url=…); docs/profiles/
- * explains each with examples.
+ * self-treatment zone extension and the Subscription extensions, and (from ./terminology.ts) the
+ * code systems and value sets they and the rest of Samplan use. The server validates writes
+ * against them and serves them (StructureDefinition?url=…); docs/profiles/ explains each with
+ * examples. The NamingSystem and the OperationDefinitions Samplan publishes besides are in
+ * ./terminology.ts and ./operations.ts; ./index.ts installs them all.
  */
 import type { CodeSystem, ElementDefinition, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
 import { CODE_SYSTEM as NO } from '../../no/codes.js';
-import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION, MEASURE_CATEGORIES, PROFILE, VALUE_SET, ZONE_DISPLAY } from '../conventions.js';
+import { CHECK_IN_CODE, EXTENSION, PROFILE, VALUE_SET } from '../conventions.js';
+import { common } from './meta.js';
 import { withSnapshot } from './snapshot.js';
+import { terminologyResources } from './terminology.js';
 
-const VERSION = '0.1.0';
-const DATE = '2026-11-26';
 const HL7 = 'http://hl7.org/fhir/StructureDefinition';
-
-const common = {
-  version: VERSION,
-  status: 'active' as const,
-  date: DATE,
-  publisher: 'Samplan',
-};
 const fhirVersion = '4.0.1' as const;
 
 function profile(id: string, url: string, type: string, title: string, description: string, elements: ElementDefinition[]): StructureDefinition {
@@ -61,6 +56,22 @@ export const carePlanProfile = profile(
         invariant('spl-zone-2', 'The red zone directs to emergency help (113 / legevakt)', `${zone}.where(${zoneLevel} = 'red').all(extension.where(url = 'emergency' and value = true).exists())`),
         invariant('spl-zone-3', 'Every zone says what to do', `${zone}.all(extension.where(url = 'action').exists())`),
         invariant('spl-zone-4', 'Every zone says when it applies (criteria, symptoms or thresholds)', `${zone}.all(extension.where(url = 'criteria' or url = 'symptom' or url = 'threshold').exists())`),
+        invariant('spl-zone-5', 'Every zone has one level: green, yellow or red', `${zone}.all(extension.where(url = 'level').count() = 1 and ${zoneLevel} in ('green' | 'yellow' | 'red'))`),
+        invariant(
+          'spl-zone-6',
+          'A threshold names the measurement, a comparator (<, <=, >, >=) and a value or a percentage of the baseline, and nothing else',
+          `${zone}.extension.where(url = 'threshold').all(extension.where(url = 'measurement').count() = 1 and extension.where(url = 'comparator').value in ('<' | '<=' | '>' | '>=') and (extension.where(url = 'value').exists() or extension.where(url = 'percentOfBaseline').exists()) and extension.url.subsetOf(('measurement' | 'comparator' | 'value' | 'percentOfBaseline' | 'baseline' | 'changeOver')))`,
+        ),
+        invariant(
+          'spl-zone-7',
+          'A contact says who (and may give a phone number and within what time), and nothing else',
+          `${zone}.extension.where(url = 'contact').all(extension.where(url = 'who').count() = 1 and extension.url.subsetOf(('who' | 'phone' | 'within')))`,
+        ),
+        invariant(
+          'spl-zone-8',
+          'A zone has only the parts the zone extension defines',
+          `${zone}.all(extension.url.subsetOf(('level' | 'title' | 'criteria' | 'symptom' | 'threshold' | 'action' | 'medication' | 'contact' | 'emergency')))`,
+        ),
       ],
     },
     { path: 'CarePlan.intent', fixedCode: 'plan' },
@@ -158,12 +169,17 @@ export const checkInProfile = profile(
   ],
 );
 
-const sub = (name: string, min: number, max: string, value: ElementDefinition['type'] | undefined, short: string, prefix = 'Extension'): ElementDefinition[] => {
-  const id = `${prefix}.extension:${name}`;
+/**
+ * A slice of the zone's sub-extensions; `parent` names the slice a part belongs to (threshold,
+ * contact), whose own parts then sit at `Extension.extension:<parent>.extension:<name>`.
+ */
+const sub = (name: string, min: number, max: string, value: ElementDefinition['type'] | undefined, short: string, parent?: string): ElementDefinition[] => {
+  const id = parent ? `Extension.extension:${parent}.extension:${name}` : `Extension.extension:${name}`;
+  const path = parent ? 'Extension.extension.extension' : 'Extension.extension';
   return [
-    { id, path: `${prefix}.extension`, sliceName: name, min, max, short },
-    { id: `${id}.url`, path: `${prefix}.extension.url`, fixedUri: name },
-    ...(value ? [{ id: `${id}.value[x]`, path: `${prefix}.extension.value[x]`, min: 1, type: value }] : [{ id: `${id}.value[x]`, path: `${prefix}.extension.value[x]`, max: '0' }]),
+    { id, path, sliceName: name, min, max, short },
+    { id: `${id}.url`, path: `${path}.url`, fixedUri: name },
+    ...(value ? [{ id: `${id}.value[x]`, path: `${path}.value[x]`, min: 1, type: value }] : [{ id: `${id}.value[x]`, path: `${path}.value[x]`, max: '0' }]),
   ];
 };
 
@@ -195,18 +211,20 @@ export const zoneExtension: StructureDefinition = {
       ...sub('criteria', 0, '1', [{ code: 'string' }], 'When this zone applies, in words (NHN "condition")'),
       ...sub('symptom', 0, '*', [{ code: 'string' }], 'A symptom that puts the patient in this zone'),
       ...sub('threshold', 0, '*', undefined, 'A measurement threshold: measurement, comparator, and an absolute value, a % of baseline, or a change over a period'),
-      ...sub('measurement', 1, '1', [{ code: 'CodeableConcept' }], 'What is measured (e.g. LOINC 19935-6 peak flow)', 'Extension.extension.extension'),
-      ...sub('comparator', 1, '1', [{ code: 'code' }], '< | <= | > | >=', 'Extension.extension.extension'),
-      ...sub('value', 0, '1', [{ code: 'Quantity' }], 'Absolute value, or the change for changeOver', 'Extension.extension.extension'),
-      ...sub('percentOfBaseline', 0, '1', [{ code: 'decimal' }], 'Percent of the personal baseline', 'Extension.extension.extension'),
-      ...sub('baseline', 0, '1', [{ code: 'Quantity' }], 'The personal baseline (e.g. best peak flow)', 'Extension.extension.extension'),
-      ...sub('changeOver', 0, '1', [{ code: 'Duration' }], 'Period of a change (e.g. +2 kg over 3 days)', 'Extension.extension.extension'),
+      { id: 'Extension.extension:threshold.extension', path: 'Extension.extension.extension', slicing: { discriminator: [{ type: 'value', path: 'url' }], rules: 'closed' } },
+      ...sub('measurement', 1, '1', [{ code: 'CodeableConcept' }], 'What is measured (e.g. LOINC 19935-6 peak flow)', 'threshold'),
+      ...sub('comparator', 1, '1', [{ code: 'code' }], '< | <= | > | >=', 'threshold'),
+      ...sub('value', 0, '1', [{ code: 'Quantity' }], 'Absolute value, or the change for changeOver', 'threshold'),
+      ...sub('percentOfBaseline', 0, '1', [{ code: 'decimal' }], 'Percent of the personal baseline', 'threshold'),
+      ...sub('baseline', 0, '1', [{ code: 'Quantity' }], 'The personal baseline (e.g. best peak flow)', 'threshold'),
+      ...sub('changeOver', 0, '1', [{ code: 'Duration' }], 'Period of a change (e.g. +2 kg over 3 days)', 'threshold'),
       ...sub('action', 1, '*', [{ code: 'string' }], 'What to do (NHN "action")'),
       ...sub('medication', 0, '*', [{ code: 'string' }], 'Rescue medication: drug, dose, when to start, how long'),
       ...sub('contact', 0, '*', undefined, 'Whom to contact, how, and within what time'),
-      ...sub('who', 1, '1', [{ code: 'string' }, { code: 'Reference', targetProfile: [`${HL7}/PractitionerRole`, `${HL7}/CareTeam`, `${HL7}/Organization`] }], 'Who to contact', 'Extension.extension.extension'),
-      ...sub('phone', 0, '1', [{ code: 'string' }], 'Phone number', 'Extension.extension.extension'),
-      ...sub('within', 0, '1', [{ code: 'Duration' }], 'Within what time', 'Extension.extension.extension'),
+      { id: 'Extension.extension:contact.extension', path: 'Extension.extension.extension', slicing: { discriminator: [{ type: 'value', path: 'url' }], rules: 'closed' } },
+      ...sub('who', 1, '1', [{ code: 'string' }, { code: 'Reference', targetProfile: [`${HL7}/PractitionerRole`, `${HL7}/CareTeam`, `${HL7}/Organization`] }], 'Who to contact', 'contact'),
+      ...sub('phone', 0, '1', [{ code: 'string' }], 'Phone number', 'contact'),
+      ...sub('within', 0, '1', [{ code: 'Duration' }], 'Within what time', 'contact'),
       ...sub('emergency', 0, '1', [{ code: 'boolean' }], 'Directs to emergency help: 113 or legevakt 116 117'),
       { id: 'Extension.url', path: 'Extension.url', fixedUri: EXTENSION.zone },
       { id: 'Extension.value[x]', path: 'Extension.value[x]', max: '0' },
@@ -214,56 +232,59 @@ export const zoneExtension: StructureDefinition = {
   },
 };
 
-export const zoneCodeSystem: CodeSystem = {
-  resourceType: 'CodeSystem',
-  id: 'zone',
-  url: CODE_SYSTEM.zone,
-  name: 'Zone',
-  title: 'Soner i egenbehandlingsplan',
-  ...common,
-  caseSensitive: true,
-  content: 'complete',
-  concept: [
-    { code: 'green', display: ZONE_DISPLAY.green, definition: 'Som vanlig: fortsett behandlingen.' },
-    { code: 'yellow', display: ZONE_DISPLAY.yellow, definition: 'Verre: gjør det planen sier, og ta kontakt innen avtalt tid.' },
-    { code: 'red', display: ZONE_DISPLAY.red, definition: 'Fare: ring 113 eller legevakt 116 117.' },
-  ],
-};
+/** A simple extension (one value, no sub-extensions) on `context`. */
+function simpleExtension(id: string, url: string, name: string, title: string, description: string, context: string, valueType: string): StructureDefinition {
+  return {
+    resourceType: 'StructureDefinition',
+    id,
+    url,
+    name,
+    title,
+    description,
+    ...common,
+    fhirVersion,
+    kind: 'complex-type',
+    abstract: false,
+    context: [{ type: 'element', expression: context }],
+    type: 'Extension',
+    baseDefinition: `${HL7}/Extension`,
+    derivation: 'constraint',
+    differential: {
+      element: [
+        { id: 'Extension', path: 'Extension', short: title, definition: description, min: 0, max: '1' },
+        { id: 'Extension.extension', path: 'Extension.extension', max: '0' },
+        { id: 'Extension.url', path: 'Extension.url', fixedUri: url },
+        { id: 'Extension.value[x]', path: 'Extension.value[x]', min: 1, type: [{ code: valueType }] },
+      ],
+    },
+  };
+}
 
-export const zoneValueSet: ValueSet = {
-  resourceType: 'ValueSet',
-  id: 'zone',
-  url: VALUE_SET.zone,
-  name: 'Zone',
-  title: 'Soner',
-  ...common,
-  compose: { include: [{ system: CODE_SYSTEM.zone }] },
-};
+export const subscriptionSecretExtension = simpleExtension(
+  'subscription-secret',
+  EXTENSION.subscriptionSecret,
+  'SubscriptionSecret',
+  'Hemmelighet for signering av varsler',
+  "The client's secret for signing its notifications (HMAC-SHA256 in the X-Samplan-Signature header): required when a Subscription is created, given again on an update to change it, 16 to 512 characters. Samplan keeps it apart: a stored or returned Subscription never carries this extension.",
+  'Subscription',
+  'string',
+);
 
-export const measureCategoryValueSet: ValueSet = {
-  resourceType: 'ValueSet',
-  id: 'measure-category',
-  url: VALUE_SET.measureCategory,
-  name: 'MeasureCategory',
-  title: 'Kategorier av egenbehandlingstiltak (NHN TASK_CATEGORY)',
-  ...common,
-  compose: { include: [{ system: NO.snomed, concept: MEASURE_CATEGORIES.map((c) => ({ code: c.code, display: c.display })) }] },
-};
+export const subscriptionOwnerExtension = simpleExtension(
+  'subscription-owner',
+  EXTENSION.subscriptionOwner,
+  'SubscriptionOwner',
+  'Eier av abonnementet',
+  'Set by Samplan: the client (client_id) that created the Subscription and alone may read, change or delete it. A value sent by a client is replaced.',
+  'Subscription',
+  'string',
+);
 
-export const observationCodeSystem: CodeSystem = {
-  resourceType: 'CodeSystem',
-  id: 'observation',
-  url: CODE_SYSTEM.observation,
-  name: 'SamplanObservation',
-  title: 'Samplans observasjonskoder',
-  ...common,
-  caseSensitive: true,
-  content: 'complete',
-  concept: [{ code: CHECK_IN_CODE.code, display: CHECK_IN_CODE.display }],
-};
-
-/** Every conformance resource Samplan publishes. */
-export const conformanceResources = [
+/**
+ * The profiles, extensions, code systems and value sets Samplan publishes (each found by its
+ * canonical URL: `StructureDefinition?url=…`, `CodeSystem?url=…`, `ValueSet?url=…`).
+ */
+export const conformanceResources: Array<StructureDefinition | CodeSystem | ValueSet> = [
   carePlanProfile,
   conditionProfile,
   goalProfile,
@@ -271,8 +292,7 @@ export const conformanceResources = [
   careTeamProfile,
   checkInProfile,
   zoneExtension,
-  zoneCodeSystem,
-  zoneValueSet,
-  measureCategoryValueSet,
-  observationCodeSystem,
+  subscriptionSecretExtension,
+  subscriptionOwnerExtension,
+  ...terminologyResources,
 ];

@@ -1,10 +1,13 @@
 /**
  * The extensions a Subscription may carry, made known to the validator (an unknown extension is
- * an error): the two R4 Subscriptions Backport extensions Samplan reads, and the owner extension
- * Samplan sets itself. The secret extension is taken out before validation, so it needs none.
+ * an error): the two R4 Subscriptions Backport extensions Samplan reads (the IG's, not published
+ * by Samplan), and Samplan's own owner and secret extensions (published with the other profiles,
+ * ../profiles/definitions.ts). The secret is taken out before a write is validated; its
+ * definition lets `$validate` accept a Subscription as a client sends it.
  */
 import type { StructureDefinition } from '@medplum/fhirtypes';
 import { registerProfile } from '../../fhir/validation/validator.js';
+import { subscriptionOwnerExtension, subscriptionSecretExtension } from '../profiles/definitions.js';
 import { SUBSCRIPTION_EXTENSION } from './spec.js';
 
 function simpleExtension(url: string, name: string, description: string, context: string, valueType: string): StructureDefinition {
@@ -48,13 +51,8 @@ export const subscriptionExtensionDefinitions: StructureDefinition[] = [
     'Subscription.channel.payload',
     'code',
   ),
-  simpleExtension(
-    SUBSCRIPTION_EXTENSION.owner,
-    'SubscriptionOwner',
-    'Set by Samplan: the client (client_id) that created the Subscription and alone may read, change or delete it.',
-    'Subscription',
-    'string',
-  ),
+  subscriptionOwnerExtension,
+  subscriptionSecretExtension,
 ];
 
 let registered = false;

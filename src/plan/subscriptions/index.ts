@@ -8,5 +8,5 @@ export { type Delivery, type DeliveryOptions, startDelivery } from './delivery.j
 export { onOutboxWritten, SubscriptionHook, subscriptionHook } from './hook.js';
 export { notificationBundle, SIGNATURE_HEADER, signature, subscriptionStatus, verifySignature } from './notification.js';
 export { subscriptionsMigration } from './migration.js';
-export { BACKPORT_PROFILE, PLAN_CHANGED_TOPIC, PLAN_TYPES, readSubscription, SUBSCRIPTION_EXTENSION, type SubscriptionSpec } from './spec.js';
+export { BACKPORT_PROFILE, PLAN_CHANGED_TOPIC, PLAN_TYPES, readSubscription, SUBSCRIPTION_CAPABILITY_EXTENSIONS, SUBSCRIPTION_EXTENSION, type SubscriptionSpec } from './spec.js';
 export { subscriptionStatusOperation } from './status.js';

@@ -18,10 +18,10 @@ import { ErrorCode, errors, FhirError, issue } from '../../fhir/outcomes.js';
 import { ID_RE } from '../../fhir/references.js';
 import { isValidNin, NIN_SYSTEMS } from '../../no/identifiers.js';
 import { parseSearch } from '../../search/parse.js';
-import { SAMPLAN } from '../conventions.js';
+import { EXTENSION, TOPIC } from '../conventions.js';
 
 /** "A patient's plan changed": any write to plan content in the patient's compartment. */
-export const PLAN_CHANGED_TOPIC = `${SAMPLAN}/SubscriptionTopic/plan-changed`;
+export const PLAN_CHANGED_TOPIC = TOPIC.planChanged;
 
 export const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport';
 
@@ -29,10 +29,18 @@ export const SUBSCRIPTION_EXTENSION = {
   filterCriteria: `${BACKPORT}/StructureDefinition/backport-filter-criteria`,
   payloadContent: `${BACKPORT}/StructureDefinition/backport-payload-content`,
   /** The client's signing secret: accepted on create/update, never stored in the resource. */
-  secret: `${SAMPLAN}/StructureDefinition/subscription-secret`,
+  secret: EXTENSION.subscriptionSecret,
   /** Set by the server: the client_id that owns the Subscription. */
-  owner: `${SAMPLAN}/StructureDefinition/subscription-owner`,
+  owner: EXTENSION.subscriptionOwner,
 } as const;
+
+/**
+ * What the CapabilityStatement says on Subscription: the topics offered, with the backport's
+ * extension (R4 has no SubscriptionTopic resource to search).
+ */
+export const SUBSCRIPTION_CAPABILITY_EXTENSIONS: ReadonlyArray<{ url: string; valueCanonical: string }> = [
+  { url: `${BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical`, valueCanonical: PLAN_CHANGED_TOPIC },
+];
 
 export const BACKPORT_PROFILE = {
   notification: `${BACKPORT}/StructureDefinition/backport-subscription-notification-r4`,

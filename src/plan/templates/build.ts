@@ -8,7 +8,7 @@
  * Conventions a template follows, and `$apply` reads:
  * - the condition's codes are in `topic` and in `useContext` (code `focus`);
  * - a goal that is the patient's own ("hva er viktig for meg") has the category
- *   GOAL_CATEGORY/`patient-goal`: `$apply` makes it a Goal expressed by the patient;
+ *   PATIENT_GOAL (conventions.ts): `$apply` makes it a Goal expressed by the patient;
  * - a measure's category (the six SNOMED CT codes) is the ActivityDefinition's `topic`, its
  *   frequency `timingTiming`, and who does it `participant` (type `patient`, or `practitioner`
  *   with the role as text);
@@ -27,7 +27,7 @@ import type {
   Timing,
 } from '@medplum/fhirtypes';
 import { CODE_SYSTEM as NO } from '../../no/codes.js';
-import { EXTENSION, MEASURE_CATEGORIES, SAMPLAN, type ZoneLevel } from '../conventions.js';
+import { EXTENSION, MEASURE_CATEGORIES, PATIENT_GOAL, SAMPLAN, type ZoneLevel } from '../conventions.js';
 
 /** Version and date of the template content; change both when the clinical content changes. */
 export const TEMPLATE_VERSION = '0.1.0';
@@ -35,14 +35,6 @@ export const TEMPLATE_DATE = '2026-11-26';
 
 export const LOINC = 'http://loinc.org';
 export const UCUM = 'http://unitsofmeasure.org';
-
-/**
- * Goal categories Samplan uses on template goals. Only `patient-goal` so far: the patient's own
- * goal, "hva er viktig for meg". [Proposal: move to conventions.ts as CODE_SYSTEM.goalCategory
- * and publish a CodeSystem for it.]
- */
-export const GOAL_CATEGORY = `${SAMPLAN}/CodeSystem/goal-category`;
-export const PATIENT_GOAL: Coding = { system: GOAL_CATEGORY, code: 'patient-goal', display: 'Pasientens eget mål (hva er viktig for meg)' };
 
 /** The six SNOMED CT self-treatment categories by a short name. */
 export type MeasureCategory = 'medication' | 'diet' | 'activity' | 'measurement' | 'mentalHealth' | 'lifestyle';

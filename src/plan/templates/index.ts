@@ -13,7 +13,7 @@ import { diabetesType2 } from './diabetes-type-2.js';
 import { hjertesvikt } from './hjertesvikt.js';
 import { kols } from './kols.js';
 
-export { GOAL_CATEGORY, PATIENT_GOAL, TEMPLATE_VERSION, type Template } from './build.js';
+export { TEMPLATE_VERSION, type Template } from './build.js';
 
 export const TEMPLATES: readonly Template[] = [kols, astma, hjertesvikt, diabetesType2];
 
