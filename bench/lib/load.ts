@@ -1,0 +1,94 @@
+/**
+ * One load run with autocannon on loopback: a warm-up, then a fixed duration with N connections,
+ * reporting throughput, latency percentiles (p50/p95/p99 from every response's time), errors and
+ * non-2xx answers, and the server's memory while it ran.
+ */
+import autocannon from 'autocannon';
+import type { Running } from './server.js';
+
+export type LoadRequest = autocannon.Request;
+
+export interface Scenario {
+  name: string;
+  /** Requests cycled through by each connection. */
+  requests: LoadRequest[];
+  /**
+   * Requests of the n-th connection of a run, when connections must not share state (autocannon
+   * clears its per-connection context at every turn of the list, so state lives in these closures).
+   */
+  perConnection?: (n: number) => LoadRequest[];
+  /** Runs before each run (warm-up and measured), e.g. to learn state the previous run changed. */
+  prepare?: () => Promise<void>;
+  /** Answers that count as success (default 2xx). */
+  ok?: (status: number) => boolean;
+}
+
+export interface LoadOptions {
+  connections: number;
+  durationSeconds: number;
+  warmupSeconds: number;
+}
+
+export interface LoadResult {
+  scenario: string;
+  requests: number;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errors: number;
+  failures: number;
+  /** Answers that were not a success, by status. */
+  failedStatuses: Record<string, number>;
+  peakMemoryMb: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (!sorted.length) return 0;
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return Math.round((sorted[Math.max(0, i)] as number) * 100) / 100;
+}
+
+async function fire(url: string, scenario: Scenario, connections: number, durationSeconds: number, record: boolean) {
+  await scenario.prepare?.();
+  const times: number[] = [];
+  const failed: Record<string, number> = {};
+  let connection = 0;
+  const ok = scenario.ok ?? ((s: number) => s >= 200 && s < 300);
+  const result = await autocannon({
+    url,
+    connections,
+    duration: durationSeconds,
+    requests: scenario.requests,
+    timeout: 10,
+    setupClient: (client) => {
+      if (scenario.perConnection) client.setRequests(scenario.perConnection(connection++));
+      client.on('response', (status: number, _bytes: number, responseTime: number) => {
+        if (!record) return;
+        times.push(responseTime);
+        if (!ok(status)) failed[status] = (failed[status] ?? 0) + 1;
+      });
+    },
+  });
+  return { result, times, failed };
+}
+
+export async function runLoad(server: Running, scenario: Scenario, options: LoadOptions): Promise<LoadResult> {
+  if (options.warmupSeconds > 0) await fire(server.url, scenario, options.connections, options.warmupSeconds, false);
+  const stopSampling = server.sampleMemory();
+  const { result, times, failed } = await fire(server.url, scenario, options.connections, options.durationSeconds, true);
+  const memory = stopSampling();
+  const sorted = Float64Array.from(times).sort();
+  return {
+    scenario: scenario.name,
+    requests: times.length,
+    rps: Math.round(times.length / options.durationSeconds),
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    errors: result.errors + result.timeouts,
+    failures: Object.values(failed).reduce((a, b) => a + b, 0),
+    failedStatuses: failed,
+    peakMemoryMb: memory.peakMb,
+  };
+}

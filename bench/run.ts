@@ -1,0 +1,110 @@
+/**
+ * `npm run bench`: starts Samplan (`node dist/main.js`, as in production) on a fresh database with
+ * the demo data, loads a synthetic population through the API, and runs each scenario with
+ * autocannon on loopback — warm-up, then a fixed duration with N connections — reporting req/s,
+ * p50/p95/p99, errors and the server's memory. Then the ceiling (a bare Fastify route doing the
+ * same indexed SELECT on the same database) for the ratios. Results go to bench/results/ as JSON
+ * and are printed as a Markdown table.
+ *
+ *   npm run bench -- [--db pglite|postgres|both] [--patients 1000] [--duration 15] [--warmup 5]
+ *                    [--connections 32] [--only "read by id,status check"]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Goal } from '@medplum/fhirtypes';
+import { citizenByKey } from '../src/demo/population.js';
+import { call, clinicianHeaders, token } from './lib/api.js';
+import { type BenchDatabase, type DbKind, openBenchDatabase } from './lib/database.js';
+import { type LoadOptions, type LoadResult, runLoad } from './lib/load.js';
+import { type IngestResult, ingest, loadModels } from './lib/population.js';
+import { startProcess } from './lib/server.js';
+import { ceilingScenario, type Fixture, scenarios } from './scenarios.js';
+
+const { values } = parseArgs({
+  options: {
+    db: { type: 'string', default: 'both' },
+    patients: { type: 'string', default: '1000' },
+    duration: { type: 'string', default: '15' },
+    warmup: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    only: { type: 'string' },
+    concurrency: { type: 'string', default: '8' },
+  },
+});
+
+const repo = path.resolve(import.meta.dirname, '..');
+const load: LoadOptions = { connections: Number(values.connections), durationSeconds: Number(values.duration), warmupSeconds: Number(values.warmup) };
+const only = values.only?.split(',').map((s) => s.trim());
+const MODEL_PATIENTS = ['anne', 'bjorn', 'dagny', 'eldar'];
+
+async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResult; results: LoadResult[]; ceiling?: LoadResult }> {
+  const db: BenchDatabase = await openBenchDatabase(kind);
+  try {
+    const env = { ...db.env, SEED_DEMO_DATA: 'true', RATE_LIMIT_PER_MINUTE: '1000000000' };
+    let server = await startProcess(path.join(repo, 'dist', 'main.js'), env);
+    console.error(`[${kind}] server up (pid ${server.pid}, ${server.rssMb()} MB); getting tokens`);
+    const clinician = await token(server.url, db.dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
+    const machine = await token(server.url, db.dataDir, ['machine'], 'nhn:samplan/status');
+    const models = await loadModels(server.url, clinician, MODEL_PATIENTS.map((k) => citizenByKey(k).pid));
+    const patients = Number(values.patients);
+    console.error(`[${kind}] loading ${patients} patients through the API (${values.concurrency} clients)`);
+    const { loaded, result: ingested } = await ingest(server.url, clinician, models, 0, patients, Number(values.concurrency));
+    console.error(`[${kind}] ingest: ${ingested.resources} resources in ${ingested.seconds} s = ${ingested.resourcesPerSecond}/s`);
+    loaded.sort((a, b) => a.nin.localeCompare(b.nin));
+    const goals: Array<Fixture['goals'][number]> = [];
+    for (const p of loaded.slice(0, Math.max(64, load.connections * 2))) {
+      const made = await call<Goal>(server.url, 'POST', 'Goal', clinicianHeaders(clinician, p.nin), {
+        resourceType: 'Goal',
+        lifecycleStatus: 'active',
+        description: { text: 'Benchmark goal' },
+        subject: { reference: `Patient/${p.patientId}` },
+      });
+      goals.push({ id: made.body.id as string, nin: p.nin, patientId: p.patientId, version: 1 });
+    }
+    const fixture: Fixture = { url: server.url, clinician, machine, patients: loaded, goals, model: models[0] as Fixture['model'] };
+    const results: LoadResult[] = [];
+    for (const scenario of scenarios(fixture)) {
+      if (only && !only.includes(scenario.name)) continue;
+      const r = await runLoad(server, scenario, load);
+      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB`);
+      results.push(r);
+    }
+    await server.stop();
+    // The embedded database belongs to one process: the ceiling opens it once the server is gone.
+    server = await startProcess(path.join(repo, 'bench', 'ceiling.ts'), env, '/readyz', ['--import', 'tsx']);
+    const ceiling = await runLoad(server, ceilingScenario(fixture), load);
+    console.error(`[${kind}] ${ceiling.scenario}: ${ceiling.rps} req/s, p50 ${ceiling.p50} ms, p99 ${ceiling.p99} ms`);
+    await server.stop();
+    return { db: db.description, ingest: ingested, results, ceiling };
+  } finally {
+    await db.close();
+  }
+}
+
+function table(run: Awaited<ReturnType<typeof benchmark>>): string {
+  const ceiling = run.ceiling?.rps ?? 0;
+  const rows = [...run.results, ...(run.ceiling ? [run.ceiling] : [])].map(
+    (r) => `| ${r.scenario} | ${r.rps} | ${ceiling ? `${Math.round((r.rps / ceiling) * 100)} %` : '–'} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.errors + r.failures} | ${r.peakMemoryMb} |`,
+  );
+  return [
+    `**${run.db}** — ingest ${run.ingest.patients} patients, ${run.ingest.resources} resources: ${run.ingest.resourcesPerSecond} resources/s`,
+    '',
+    '| scenario | req/s | of ceiling | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+  ].join('\n');
+}
+
+const kinds: DbKind[] = values.db === 'both' ? ['postgres', 'pglite'] : [values.db as DbKind];
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+const runs = [];
+for (const kind of kinds) runs.push(await benchmark(kind));
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });
+const file = path.join(repo, 'bench', 'results', `${stamp}.json`);
+writeFileSync(file, JSON.stringify({ when: new Date().toISOString(), machine, load, patients: Number(values.patients), runs }, null, 2));
+console.log(`Machine: ${machine}. ${load.connections} connections, ${load.warmupSeconds} s warm-up, ${load.durationSeconds} s measured.\n`);
+for (const run of runs) console.log(`${table(run)}\n`);
+console.log(`(results: ${path.relative(repo, file)})`);
