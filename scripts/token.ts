@@ -29,6 +29,7 @@ who:
   machine                    the EHR test client itself (client_credentials)
   proof                      a new DPoP proof for a DPoP-bound token (needs --jwk and --token)
   list                       the personas you can log in as
+  nin KEY                    the (synthetic) national id of a citizen persona, for nhn-patient-nin
 
 options:
   --server URL     the Samplan server (default http://localhost:8080)
@@ -134,6 +135,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   try {
     if (who === 'list') {
       listPersonas(io);
+      return 0;
+    }
+    if (who === 'nin') {
+      io.out(`${requireCitizen(key ?? '').pid}\n`);
       return 0;
     }
     if (who === 'proof') {

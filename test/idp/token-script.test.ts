@@ -3,6 +3,7 @@
  * script itself as a process (as `npm run token` runs it), including its messages when there is
  * no server, or a server without the embedded identity provider.
  */
+import { citizenByKey } from '../../src/demo/population.js';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -94,6 +95,13 @@ describe('npm run token (main)', () => {
     const fresh = decodeJwt(again.out.trim());
     expect(fresh.jti).not.toBe(proof.jti);
     expect(decodeProtectedHeader(again.out.trim()).jwk).toEqual(header.jwk);
+  });
+
+  it('prints a citizen persona\'s synthetic national id, for nhn-patient-nin', async () => {
+    const { code, out } = await token('nin', 'anne');
+    expect(code).toBe(0);
+    expect(out).toBe(`${citizenByKey('anne').pid}\n`);
+    expect(await token('nin', 'nobody')).toMatchObject({ code: 1, err: expect.stringMatching(/Unknown citizen "nobody"/) });
   });
 
   it('explains mistakes', async () => {
