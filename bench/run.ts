@@ -7,7 +7,7 @@
  * and are printed as a Markdown table.
  *
  *   npm run bench -- [--db pglite|postgres|both] [--patients 1000] [--duration 15] [--warmup 5]
- *                    [--connections 32] [--only "read by id,status check"]
+ *                    [--connections 32] [--only "read by id,status check"] [--server-args="--cpu-prof"]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,7 +19,7 @@ import { call, clinicianHeaders, token } from './lib/api.js';
 import { type BenchDatabase, type DbKind, openBenchDatabase } from './lib/database.js';
 import { type LoadOptions, type LoadResult, runLoad } from './lib/load.js';
 import { type IngestResult, ingest, loadModels } from './lib/population.js';
-import { startProcess } from './lib/server.js';
+import { productionNodeArgs, startProcess } from './lib/server.js';
 import { ceilingScenario, type Fixture, scenarios } from './scenarios.js';
 
 const { values } = parseArgs({
@@ -31,6 +31,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '32' },
     only: { type: 'string' },
     concurrency: { type: 'string', default: '8' },
+    // Extra Node options for the server, e.g. --server-args="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile a scenario.
+    'server-args': { type: 'string', default: '' },
   },
 });
 
@@ -43,7 +45,8 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
   const db: BenchDatabase = await openBenchDatabase(kind);
   try {
     const env = { ...db.env, SEED_DEMO_DATA: 'true', RATE_LIMIT_PER_MINUTE: '1000000000' };
-    let server = await startProcess(path.join(repo, 'dist', 'main.js'), env);
+    const serverArgs = [...productionNodeArgs(), ...(values['server-args'] as string).split(' ').filter(Boolean)];
+    let server = await startProcess(path.join(repo, 'dist', 'main.js'), env, '/readyz', serverArgs);
     console.error(`[${kind}] server up (pid ${server.pid}, ${server.rssMb()} MB); getting tokens`);
     const clinician = await token(server.url, db.dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
     const machine = await token(server.url, db.dataDir, ['machine'], 'nhn:samplan/status');
@@ -68,14 +71,14 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
     for (const scenario of scenarios(fixture)) {
       if (only && !only.includes(scenario.name)) continue;
       const r = await runLoad(server, scenario, load);
-      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB`);
+      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB`);
       results.push(r);
     }
     await server.stop();
     // The embedded database belongs to one process: the ceiling opens it once the server is gone.
     server = await startProcess(path.join(repo, 'bench', 'ceiling.ts'), env, '/readyz', ['--import', 'tsx']);
     const ceiling = await runLoad(server, ceilingScenario(fixture), load);
-    console.error(`[${kind}] ${ceiling.scenario}: ${ceiling.rps} req/s, p50 ${ceiling.p50} ms, p99 ${ceiling.p99} ms`);
+    console.error(`[${kind}] ${ceiling.scenario}: ${ceiling.rps} req/s, p50 ${ceiling.p50} ms, p99 ${ceiling.p99} ms, cpu ${ceiling.cpuPerRequestMs} ms/req`);
     await server.stop();
     return { db: db.description, ingest: ingested, results, ceiling };
   } finally {
@@ -86,13 +89,13 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
 function table(run: Awaited<ReturnType<typeof benchmark>>): string {
   const ceiling = run.ceiling?.rps ?? 0;
   const rows = [...run.results, ...(run.ceiling ? [run.ceiling] : [])].map(
-    (r) => `| ${r.scenario} | ${r.rps} | ${ceiling ? `${Math.round((r.rps / ceiling) * 100)} %` : '–'} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.errors + r.failures} | ${r.peakMemoryMb} |`,
+    (r) => `| ${r.scenario} | ${r.rps} | ${ceiling ? `${Math.round((r.rps / ceiling) * 100)} %` : '–'} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.cpuPerRequestMs} | ${r.errors + r.failures} | ${r.peakMemoryMb} |`,
   );
   return [
     `**${run.db}** — ingest ${run.ingest.patients} patients, ${run.ingest.resources} resources: ${run.ingest.resourcesPerSecond} resources/s`,
     '',
-    '| scenario | req/s | of ceiling | p50 ms | p95 ms | p99 ms | errors | peak RSS MB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | req/s | of ceiling | p50 ms | p95 ms | p99 ms | server CPU ms/req | errors | peak RSS MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
   ].join('\n');
 }

@@ -35,6 +35,7 @@ import type { AuthRequest } from './security/authenticate.js';
 import { apiScopes } from './security/claims.js';
 import { ANONYMOUS_ACCESS } from './security/policy.js';
 import { PageTokens } from './search/page-tokens.js';
+import { PrivacyCache } from './security/privacy-cache.js';
 import { createSecurity } from './security/setup.js';
 import type { Database } from './store/db.js';
 import { openDatabase } from './store/open.js';
@@ -75,7 +76,18 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   registerSamplanProfiles();
   // Build the validator's lazily made tables (terminology, type indexes) now, not on the first write.
   validateResource({ resourceType: 'Patient', gender: 'unknown', name: [{ family: 'Oppvarming' }] });
-  const db = options.db ?? (await openDatabase(config));
+  const db =
+    options.db ??
+    (await openDatabase({
+      ...config,
+      replica: {
+        maxStalenessMs: config.replicaMaxStalenessMs,
+        onState: (state, cause) =>
+          state === 'down'
+            ? logger.warn({ err: cause }, 'the read replica is not in use; reads go to the primary')
+            : logger.info('the read replica is in use again'),
+      },
+    }));
   const store = new ResourceStore();
   const writer = new ResourceWriter(store);
   // The plan domain plugs into the one write pipeline, in this order.
@@ -84,6 +96,9 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   writer.use(publication);
   writer.use(checkIns(store));
   writer.use(subscriptionHook()); // outbox events in the write's transaction
+  const privacy = new PrivacyCache(db);
+  writer.use(privacy.hook);
+  await privacy.start();
   const bulkExport = createBulkExport({
     db,
     policy: { scopes: apiScopes(config.security.audience), allowedRoles: new Set(config.security.allowedRoles) },
@@ -108,7 +123,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
         scopes: apiScopes(config.security.audience),
         dataDir: config.dataDir,
       });
-  const authenticate = options.authenticate ?? (await createSecurity(config.security, db, idp)).authenticate;
+  const authenticate = options.authenticate ?? (await createSecurity(config.security, db, idp, privacy)).authenticate;
 
   // One delivery worker per instance; they share the work through the database.
   const delivery = options.delivery === false ? undefined : startDelivery(db, { writer, baseUrl: config.baseUrl, logger, ...options.delivery });

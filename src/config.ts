@@ -8,6 +8,15 @@ export interface Config {
   baseUrl: string;
   /** PostgreSQL server URL; when absent Samplan runs on embedded PGlite in `dataDir`. */
   databaseUrl: string | undefined;
+  /**
+   * A streaming replica of `databaseUrl` (PostgreSQL server only). Reads, vreads, searches, history
+   * and the status check go to it whenever it has replayed what the reader must see (this
+   * instance's writes, the client's consistency token, writes older than `replicaMaxStalenessMs`),
+   * else to the primary; see src/store/replica.ts and docs/scaling.md.
+   */
+  databaseReplicaUrl: string | undefined;
+  /** Writes made through other instances are seen through the replica at most this late (ms). */
+  replicaMaxStalenessMs: number;
   dataDir: string;
   logLevel: string;
   /** Largest accepted request body in bytes. */
@@ -78,11 +87,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const publicHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const baseUrl = (env.BASE_URL || `http://${publicHost}:${port}/fhir`).replace(/\/+$/, '');
   const databaseUrl = env.DATABASE_URL || undefined;
+  const databaseReplicaUrl = env.DATABASE_REPLICA_URL || undefined;
+  if (databaseReplicaUrl && !databaseUrl) throw new Error('DATABASE_REPLICA_URL needs DATABASE_URL: the embedded database has no replicas');
+  const replicaMaxStalenessMs = int(env, 'DATABASE_REPLICA_MAX_STALENESS_MS', 1000);
+  if (replicaMaxStalenessMs < 20) throw new Error('DATABASE_REPLICA_MAX_STALENESS_MS must be at least 20');
   return {
     port,
     host,
     baseUrl,
     databaseUrl,
+    databaseReplicaUrl,
+    replicaMaxStalenessMs,
     dataDir: path.resolve(env.DATA_DIR || 'data'),
     logLevel: env.LOG_LEVEL || 'info',
     bodyLimit: int(env, 'BODY_LIMIT', 16 * 1024 * 1024),

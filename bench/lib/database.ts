@@ -23,16 +23,51 @@ export interface BenchDatabase {
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
 
-function cluster(): { url: string; dir: string; bin: string; version: string } {
+/** A throwaway PostgreSQL cluster (.ci/postgres.sh) that can be stopped and started again on its data. */
+export interface Cluster {
+  url: string;
+  dir: string;
+  bin: string;
+  port: number;
+  version: string;
+  /** `pg_ctl stop` (default `-m immediate`: as after a crash, recovery on the next start). */
+  stop(mode?: 'immediate' | 'fast'): void;
+  /** Starts the server again on the same data directory and port. */
+  start(): void;
+  /** Stops it and removes its directory. */
+  destroy(): void;
+}
+
+/** Starts a cluster; `durable` keeps PostgreSQL's defaults (fsync, synchronous commit), else both off. */
+export function startCluster(options: { durable?: boolean; opts?: string } = {}): Cluster {
+  const durable = options.durable ?? true;
   const out = execFileSync('bash', ['-c', '. .ci/postgres.sh; start_postgres >&2; echo "$PG_URL"; echo "$PG_DIR"; echo "$PG_BIN"'], {
     cwd: repo,
-    env: { ...process.env, PG_DURABLE: '1', PG_OPTS: '-c shared_buffers=512MB' },
+    env: { ...process.env, PG_DURABLE: durable ? '1' : '0', PG_OPTS: options.opts ?? '' },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const [url, dir, bin] = out.trim().split('\n') as [string, string, string];
   const version = execFileSync(path.join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).trim();
-  return { url, dir, bin, version };
+  const port = Number(new URL(url).port);
+  // initdb refuses root, so as root the cluster belongs to `postgres` (as in .ci/postgres.sh).
+  const as = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
+  const pgCtl = (...args: string[]) => {
+    const [cmd, ...rest] = [...as, path.join(bin, 'pg_ctl'), '-D', path.join(dir, 'data'), ...args] as [string, ...string[]];
+    execFileSync(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
+  };
+  // The options start_postgres gives, so a restart listens where it did.
+  const serverOpts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 ${durable ? '' : '-c fsync=off -c synchronous_commit=off'} -c max_connections=200 ${options.opts ?? ''}`;
+  return {
+    url,
+    dir,
+    bin,
+    port,
+    version,
+    stop: (mode = 'immediate') => pgCtl('-m', mode, '-w', 'stop'),
+    start: () => pgCtl('-l', path.join(dir, 'server.log'), '-w', '-t', '60', '-o', serverOpts, 'start'),
+    destroy: () => execFileSync('bash', ['-c', `. .ci/postgres.sh; PG_DIR='${dir}' PG_BIN='${bin}' stop_postgres`], { cwd: repo, stdio: 'inherit' }),
+  };
 }
 
 export async function openBenchDatabase(kind: DbKind): Promise<BenchDatabase> {
@@ -47,7 +82,7 @@ export async function openBenchDatabase(kind: DbKind): Promise<BenchDatabase> {
     };
   }
   const given = process.env.DATABASE_URL;
-  const started = given ? undefined : cluster();
+  const started = given ? undefined : startCluster({ durable: true, opts: '-c shared_buffers=512MB' });
   const serverUrl = given ?? (started as { url: string }).url;
   const name = `samplan_bench_${Date.now()}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => undefined });
@@ -63,7 +98,7 @@ export async function openBenchDatabase(kind: DbKind): Promise<BenchDatabase> {
     description: `PostgreSQL ${version} server on loopback${started ? ' (throwaway cluster, durable defaults, shared_buffers 512MB)' : ''}`,
     async close() {
       if (started) {
-        execFileSync('bash', ['-c', `. .ci/postgres.sh; PG_DIR='${started.dir}' PG_BIN='${started.bin}' stop_postgres`], { cwd: repo, stdio: 'inherit' });
+        started.destroy();
       } else {
         const again = postgres(serverUrl, { max: 1, onnotice: () => undefined });
         await again.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -1,7 +1,7 @@
 /**
  * One load run with autocannon on loopback: a warm-up, then a fixed duration with N connections,
  * reporting throughput, latency percentiles (p50/p95/p99 from every response's time), errors and
- * non-2xx answers, and the server's memory while it ran.
+ * non-2xx answers, the server's memory while it ran and its CPU time per request.
  */
 import autocannon from 'autocannon';
 import type { Running } from './server.js';
@@ -41,6 +41,11 @@ export interface LoadResult {
   /** Answers that were not a success, by status. */
   failedStatuses: Record<string, number>;
   peakMemoryMb: number;
+  /**
+   * Server CPU time per request in ms: what a request costs the server, independent of how busy
+   * the machine is with the database and the load generator.
+   */
+  cpuPerRequestMs: number;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -76,7 +81,9 @@ async function fire(url: string, scenario: Scenario, connections: number, durati
 export async function runLoad(server: Running, scenario: Scenario, options: LoadOptions): Promise<LoadResult> {
   if (options.warmupSeconds > 0) await fire(server.url, scenario, options.connections, options.warmupSeconds, false);
   const stopSampling = server.sampleMemory();
+  const cpuBefore = server.cpuMs();
   const { result, times, failed } = await fire(server.url, scenario, options.connections, options.durationSeconds, true);
+  const cpu = server.cpuMs() - cpuBefore;
   const memory = stopSampling();
   const sorted = Float64Array.from(times).sort();
   return {
@@ -90,5 +97,6 @@ export async function runLoad(server: Running, scenario: Scenario, options: Load
     failures: Object.values(failed).reduce((a, b) => a + b, 0),
     failedStatuses: failed,
     peakMemoryMb: memory.peakMb,
+    cpuPerRequestMs: times.length ? Math.round((cpu / times.length) * 1000) / 1000 : 0,
   };
 }

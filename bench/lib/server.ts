@@ -12,9 +12,15 @@ export interface Running {
   pid: number;
   /** Resident memory now, in MB. */
   rssMb(): number;
+  /** CPU time the process has used so far (user + system), in ms. */
+  cpuMs(): number;
   /** Starts sampling memory every `ms`; returns a function that stops and gives the peak and last sample. */
   sampleMemory(ms?: number): () => { peakMb: number; lastMb: number };
   stop(): Promise<void>;
+  /** Sends `signal` (default SIGKILL: a crash) and waits for the process to be gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** The last of what the process wrote to stdout and stderr. */
+  output(): string;
 }
 
 export async function freePort(): Promise<number> {
@@ -53,6 +59,30 @@ async function waitUntilReady(url: string, child: ChildProcess, output: () => st
   throw new Error(`not ready after ${timeoutMs} ms:\n${output()}`);
 }
 
+// utime and stime (fields 14 and 15 of /proc/<pid>/stat) are in clock ticks, 100 per second on Linux.
+const TICK_MS = 10;
+
+function cpuOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; the fields after its closing parenthesis are fixed.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The Node options `npm start` runs the server with (package.json's start script: e.g. the heap
+ * limit that keeps its memory in bounds), so the benchmark measures the server as it runs.
+ */
+export function productionNodeArgs(): string[] {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
+  const flags = /\bnode((?:\s+--\S+)*)\s+dist\/main\.js/.exec(pkg.scripts.start)?.[1] ?? '';
+  return flags.split(/\s+/).filter(Boolean);
+}
+
 /** Starts `node <script>` with `env`, waits for `readyPath` to answer 2xx. */
 export async function startProcess(script: string, env: Record<string, string>, readyPath = '/readyz', args: string[] = []): Promise<Running> {
   const port = Number(env.PORT ?? (await freePort()));
@@ -74,6 +104,7 @@ export async function startProcess(script: string, env: Record<string, string>, 
     port,
     pid,
     rssMb: () => rssOf(pid),
+    cpuMs: () => cpuOf(pid),
     sampleMemory(ms = 250) {
       let peak = rssOf(pid);
       let last = peak;
@@ -87,8 +118,15 @@ export async function startProcess(script: string, env: Record<string, string>, 
         return { peakMb: Math.max(peak, last), lastMb: last };
       };
     },
+    output: () => log,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill(signal);
+      await exited;
+    },
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGTERM');
       const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);

@@ -40,9 +40,31 @@ const definitionsDir = path.join(
   'dist/fhir/r4',
 );
 
+/**
+ * Drops what the server never reads and that would take most of its memory (about 110 of
+ * 125 MB for the type and resource definitions): narratives, differentials, and the mappings,
+ * requirements, comments and aliases of elements. Definitions and short texts stay (profile
+ * snapshots are built from them).
+ */
+function slim(resource: Record<string, unknown>): void {
+  delete resource.text;
+  if (resource.resourceType !== 'StructureDefinition') return;
+  delete resource.differential;
+  delete resource.mapping;
+  for (const element of ((resource.snapshot as { element?: Array<Record<string, unknown>> } | undefined)?.element ?? [])) {
+    delete element.mapping;
+    delete element.requirements;
+    delete element.comment;
+    delete element.alias;
+  }
+}
+
 function readBundle<T>(file: string): T[] {
   const bundle = JSON.parse(readFileSync(path.join(definitionsDir, file), 'utf8')) as Bundle;
-  return (bundle.entry ?? []).map((e) => e.resource as T);
+  return (bundle.entry ?? []).map((e) => {
+    slim(e.resource as unknown as Record<string, unknown>);
+    return e.resource as T;
+  });
 }
 
 let loaded: Definitions | undefined;

@@ -6,7 +6,7 @@
  * transaction, and in-process callers (seeding, tests).
  */
 import type { AuditWriter } from '../security/audit.js';
-import { DatabaseUnavailableError, isRetryable, type Queryable, type Transaction } from '../store/db.js';
+import { DatabaseUnavailableError, forReading, isRetryable, type Queryable, type Transaction } from '../store/db.js';
 import type { Interaction } from './access.js';
 import { definitions } from './definitions.js';
 import { auditLogRead, auditLogSearch } from './interactions/audit-log.js';
@@ -61,6 +61,9 @@ const CHECKED_AS: Record<string, Interaction> = {
   batch: 'operation',
 };
 
+/** Interactions that only read resources: outside a transaction they may run on a read replica. */
+const READ_ONLY = new Set(['read', 'vread', 'search-type', 'search-system', 'history-instance', 'history-type', 'history-system']);
+
 export class FhirEngine {
   private readonly operations = new Map<string, Operation[]>();
 
@@ -114,6 +117,9 @@ export class FhirEngine {
   /** Runs a resolved request: writes in one transaction with their audit record, reads with theirs stored first. */
   private async execute(resolved: Resolved, call: Call): Promise<FhirResponse> {
     const { ctx, req } = call;
+    // Reads (also POST _search) outside a transaction may be served by a caught-up replica (src/store/replica.ts).
+    const readOnly = READ_ONLY.has(resolved.code);
+    if (readOnly) call = { ...call, q: forReading(call.q) };
     if (!this.audited(resolved, ctx)) return resolved.run(call);
     const record = (res: FhirResponse) => ({
       ctx,
@@ -133,7 +139,7 @@ export class FhirEngine {
     };
     // Called inside the caller's transaction (seeding, in-process callers): the record joins it.
     if ((call.q as Partial<Transaction>).inTransaction) return stored(call.q as Transaction, await resolved.run(call));
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !readOnly) {
       return this.services.db.transaction(async (tx) => stored(tx, await resolved.run({ ...call, q: tx })));
     }
     const res = await resolved.run(call);
@@ -157,6 +163,8 @@ export class FhirEngine {
 
   private auditFailure(err: unknown, ctx: Pick<RequestContext, 'requestId'>): FhirError {
     if (err instanceof FhirError) return err;
+    // Refused all the same, but the database is down: 503 (try again), like the request itself.
+    if (err instanceof DatabaseUnavailableError) return errors.unavailable();
     this.log.error({ err, requestId: ctx.requestId }, 'the audit record could not be stored; the request was refused');
     return errors.auditFailed();
   }

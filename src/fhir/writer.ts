@@ -129,7 +129,15 @@ export class ResourceWriter {
     let candidate = resource;
     for (const hook of this.hooks) {
       if (hook.prepare) {
-        candidate = await hook.prepare({ q, ctx, type: resource.resourceType, id: resource.id as string, method, next: candidate, ...(previous ? { current: previous } : {}) });
+        try {
+          candidate = await hook.prepare({ q, ctx, type: resource.resourceType, id: resource.id as string, method, next: candidate, ...(previous ? { current: previous } : {}) });
+        } catch (err) {
+          // Hooks run before validation and read the resource as R4 shapes it: one that fails on a
+          // malformed body (`meta.profile` a string, a null coding) is answered with what is wrong
+          // with the body (400), not with its own TypeError (500). A valid body's failure stands.
+          if (!(err instanceof FhirError)) this.validate(candidate);
+          throw err;
+        }
       }
     }
     return candidate;

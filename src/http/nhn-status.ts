@@ -6,7 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../fhir/outcomes.js';
 import { planStatus, statusNin } from '../plan/status.js';
-import type { Database } from '../store/db.js';
+import { type Database, forReading } from '../store/db.js';
+import { CONSISTENCY_HEADER, withConsistency } from '../store/replica.js';
 import type { RequestAuth } from './server.js';
 import type { AuthRequest } from '../security/authenticate.js';
 
@@ -23,7 +24,9 @@ export function registerNhnStatus(app: FastifyInstance, options: { db: Database;
     auth.access.checkInteraction('status', 'Patient');
     const body = req.body as { nin?: unknown } | undefined;
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.badRequest('The body must be JSON like {"nin": "<fødselsnummer>"}');
-    const status = await planStatus(options.db, auth.principal, statusNin(auth.principal, body.nin));
+    const token = req.headers[CONSISTENCY_HEADER];
+    const nin = statusNin(auth.principal, body.nin);
+    const { result: status } = await withConsistency(Array.isArray(token) ? token[0] : token, () => planStatus(forReading(options.db), auth.principal, nin));
     return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(status));
   });
 }

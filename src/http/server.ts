@@ -15,7 +15,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
+import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -27,6 +27,7 @@ import { ErrorCode, errors, FhirError } from '../fhir/outcomes.js';
 import type { FhirMethod, FhirRequest, FhirResponse, RequestContext } from '../fhir/types.js';
 import type { AuthRequest } from '../security/authenticate.js';
 import type { Principal } from '../security/principal.js';
+import { CONSISTENCY_HEADER, withConsistency } from '../store/replica.js';
 import { registerHealth } from './health.js';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -86,7 +87,12 @@ function changeComment(raw: string | undefined): string | undefined {
     throw errors.header(ErrorCode.InvalidHeader, 'The X-Provenance header must be a Provenance resource in JSON');
   }
   if (provenance?.resourceType !== 'Provenance') throw errors.header(ErrorCode.InvalidHeader, 'The X-Provenance header must be a Provenance resource in JSON');
-  const texts = (provenance.reason ?? []).map((r) => r.text ?? r.coding?.[0]?.display).filter((t): t is string => typeof t === 'string' && t.trim() !== '');
+  // The client's JSON, unvalidated: a reason that is not a list of objects is refused, not read.
+  const reasons = provenance.reason ?? [];
+  if (!Array.isArray(reasons) || !reasons.every((r) => typeof r === 'object' && r !== null)) {
+    throw errors.header(ErrorCode.InvalidHeader, 'The reason in X-Provenance must be a list of CodeableConcepts');
+  }
+  const texts = reasons.map((r) => r.text ?? (Array.isArray(r.coding) ? r.coding[0]?.display : undefined)).filter((t): t is string => typeof t === 'string' && t.trim() !== '');
   const text = texts.join('; ').trim();
   if (text.length > 1000) throw errors.header(ErrorCode.InvalidHeader, 'The reason in X-Provenance is longer than 1000 characters');
   return text || undefined;
@@ -170,11 +176,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   // Security headers: an API answer is data, never a page to render or frame.
-  void app.register(helmet, {
+  // Built once: the Fastify plugin would rebuild helmet (and parse the policy) on every request.
+  const securityHeaders = helmet({
     contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     crossOriginResourcePolicy: { policy: 'same-origin' },
     hsts: { maxAge: 31_536_000, includeSubDomains: true },
   });
+  app.addHook('onRequest', (req, reply, done) => securityHeaders(req.raw, reply.raw, (err) => done(err as Error | undefined)));
   void app.register(cors, {
     origin: config.security.corsOrigins,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
@@ -182,7 +190,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       'authorization', 'dpop', 'content-type', 'accept', 'prefer', 'if-match', 'if-none-match', 'if-none-exist', 'if-modified-since',
       'x-request-id', 'x-provenance', 'nhn-user-role', 'nhn-source-system', 'nhn-patient-nin', 'nhn-event-id', 'nhn-access-basis', 'nhn-access-reason',
     ],
-    exposedHeaders: ['etag', 'location', 'content-location', 'last-modified', 'expires', 'dpop-nonce', 'www-authenticate', 'x-request-id', 'retry-after', 'x-progress'],
+    exposedHeaders: ['etag', 'location', 'content-location', 'last-modified', 'expires', 'dpop-nonce', 'www-authenticate', 'x-request-id', 'retry-after', 'x-progress', CONSISTENCY_HEADER],
     maxAge: 600,
   });
   // Per client: the same token is the same client session; without one, the address.
@@ -291,7 +299,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       ...(auth.principal ? { principal: auth.principal } : {}),
       ...(auth.patientIds ? { patientIds: auth.patientIds } : {}),
     };
-    const res = await engine.handle(fhirReq, ctx);
+    // With a read replica: the client's consistency token in, a new one out after a write (src/store/replica.ts).
+    const { result: res, token } = await withConsistency(header(req, CONSISTENCY_HEADER), () => engine.handle(fhirReq, ctx));
+    if (token) reply.header(CONSISTENCY_HEADER, token);
     return send(reply, res, req.method === 'HEAD', query.get('_pretty') === 'true');
   };
 

@@ -1,13 +1,17 @@
 /**
  * Who changed what, when and why. Every write by a person gets (1) `meta.tag`s naming the last
  * updater — user type, HPR number and name, role, point of care, legal entity — as NHN's pilot
- * API does, and (2) a Provenance resource in the same transaction: the version written, the
+ * API does, and (2) a Provenance resource in the same transaction: the versions written, the
  * activity, the agent and organisation, and the reason the client gave in the `X-Provenance`
- * header (FHIR's way of sending a Provenance with a write).
+ * header (FHIR's way of sending a Provenance with a write). One request is one act by one person
+ * for one reason, so the versions a transaction writes share one Provenance per activity (create,
+ * update, delete) with a target for each — written just before commit.
  */
 import type { Coding, Meta, Provenance, Resource } from '@medplum/fhirtypes';
 import { SYSTEM_ACCESS } from '../fhir/access.js';
 import type { StoredWrite, WriteHook } from '../fhir/writer.js';
+import { isObject } from '../fhir/validation/walk.js';
+import type { Transaction } from '../store/db.js';
 import { CODE_SYSTEM as NO } from '../no/codes.js';
 import { OID } from '../no/identifiers.js';
 import type { Principal } from '../security/principal.js';
@@ -38,10 +42,22 @@ function tagsFor(p: Principal): Coding[] {
   return [];
 }
 
-const isOurTag = (t: Coding) => t.system?.startsWith(LAST_UPDATED_BY_PREFIX) ?? false;
+const isOurTag = (t: Coding) => typeof t.system === 'string' && t.system.startsWith(LAST_UPDATED_BY_PREFIX);
+
+/**
+ * Whether `meta` is absent or an object whose `tag`, if any, is a list of objects. Hooks run
+ * before validation: a malformed meta (a string, a `tag` that is not a list) is left as sent, for
+ * the validator to refuse with a 400 — taking it apart here failed with a 500.
+ */
+function wellFormedMeta(meta: unknown): boolean {
+  if (meta === undefined) return true;
+  if (!isObject(meta)) return false;
+  return meta.tag === undefined || (Array.isArray(meta.tag) && meta.tag.every(isObject));
+}
 
 /** The resource without the last-updated-by tags (they say who wrote it, not what it says). */
 function withoutTags(resource: Resource): Resource {
+  if (!wellFormedMeta(resource.meta)) return resource;
   const tags = resource.meta?.tag?.filter((t) => !isOurTag(t));
   if (!resource.meta?.tag || tags?.length === resource.meta.tag.length) return resource;
   const { tag: _tag, ...meta } = resource.meta;
@@ -50,7 +66,7 @@ function withoutTags(resource: Resource): Resource {
 
 const ACTIVITY: Record<StoredWrite['method'], string> = { POST: 'CREATE', PUT: 'UPDATE', PATCH: 'UPDATE', DELETE: 'DELETE' };
 
-function provenanceFor(w: StoredWrite, p: Principal): Provenance {
+function provenanceFor(w: StoredWrite, p: Principal, targets: string[]): Provenance {
   const agent: Provenance['agent'] =
     p.kind === 'personnel'
       ? [
@@ -71,7 +87,7 @@ function provenanceFor(w: StoredWrite, p: Principal): Provenance {
         : [{ who: { display: p.clientId } }];
   return {
     resourceType: 'Provenance',
-    target: [{ reference: `${w.type}/${w.id}/_history/${w.version.version}` }],
+    target: targets.map((reference) => ({ reference })),
     recorded: w.version.lastUpdated.toISOString(),
     activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: ACTIVITY[w.method] }] },
     ...(w.ctx.comment ? { reason: [{ text: w.ctx.comment }] } : {}),
@@ -79,12 +95,17 @@ function provenanceFor(w: StoredWrite, p: Principal): Provenance {
   };
 }
 
+const versionOf = (w: StoredWrite) => `${w.type}/${w.id}/_history/${w.version.version}`;
+
+/** The transaction's pending Provenances, by activity, agent and reason: the first write (when) and every version's reference. */
+const pending = new WeakMap<Transaction, Map<string, { first: StoredWrite; targets: string[] }>>();
+
 export const provenance: WriteHook = {
   prepare(w) {
     const p = w.ctx.principal;
     if (!p || NOT_RECORDED.has(w.type)) return w.next;
     const tags = tagsFor(p);
-    if (!tags.length) return w.next;
+    if (!tags.length || !wellFormedMeta(w.next.meta)) return w.next;
     const base = withoutTags(w.next);
     return { ...base, meta: { ...(base.meta ?? {}), tag: [...(base.meta?.tag ?? []), ...tags] } } as Resource;
   },
@@ -92,6 +113,21 @@ export const provenance: WriteHook = {
   async stored(w) {
     const p = w.ctx.principal;
     if (!p || NOT_RECORDED.has(w.type)) return;
-    await w.writer.create(w.q, { ...w.ctx, access: SYSTEM_ACCESS }, provenanceFor(w, p));
+    const record = (first: StoredWrite, targets: string[]) => first.writer.create(first.q, { ...first.ctx, access: SYSTEM_ACCESS }, provenanceFor(first, p, targets));
+    const tx = w.q as Partial<Transaction>;
+    if (!tx.beforeCommit) return void (await record(w, [versionOf(w)]));
+    let byActivity = pending.get(tx as Transaction);
+    if (!byActivity) {
+      const created = (byActivity = new Map());
+      pending.set(tx as Transaction, created);
+      tx.beforeCommit(async () => {
+        for (const { first, targets } of created.values()) await record(first, targets);
+      });
+    }
+    // In-process callers (seeding) may write for several people in one transaction: one record per who, why and activity.
+    const key = JSON.stringify([ACTIVITY[w.method], w.ctx.comment ?? '', provenanceFor(w, p, []).agent]);
+    const entry = byActivity.get(key);
+    if (entry) entry.targets.push(versionOf(w));
+    else byActivity.set(key, { first: w, targets: [versionOf(w)] });
   },
 };

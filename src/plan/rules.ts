@@ -177,39 +177,62 @@ function references(value: unknown, path: string, out: Array<{ path: string; typ
 /**
  * References resolve, and stay with the patient: a plan resource of one patient may not point at
  * another patient's data (it would publish it to the wrong patient, and show it in their history).
+ * One query looks up the references of every resource given (a transaction's, at commit).
  */
-async function checkReferences(q: Queryable, resource: Resource): Promise<void> {
-  const refs: Array<{ path: string; type: string; id: string }> = [];
-  references(resource, resource.resourceType, refs);
-  if (!refs.length) return;
+async function checkReferences(q: Queryable, resources: readonly Resource[]): Promise<void> {
+  const perResource = resources.map((resource) => {
+    const refs: Array<{ path: string; type: string; id: string }> = [];
+    references(resource, resource.resourceType, refs);
+    return refs;
+  });
+  const all = perResource.flat();
+  if (!all.length) return;
   const rows = await q.query<{ type: string; id: string; compartments: string[] }>(
     'SELECT type, id, compartments FROM resources WHERE NOT deleted AND (type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
-    [refs.map((r) => r.type), refs.map((r) => r.id)],
+    [all.map((r) => r.type), all.map((r) => r.id)],
   );
   const found = new Map(rows.map((r) => [`${r.type}/${r.id}`, r.compartments]));
-  const missing = refs.filter((r) => !found.has(`${r.type}/${r.id}`));
-  if (missing.length) {
-    throw new FhirError(
-      422,
-      missing.map((m) =>
-        issue({ code: 'not-found', errorCode: ErrorCode.ReferenceNotFound, message: `The referenced ${m.type}/${m.id} does not exist`, expression: m.path }),
-      ),
-    );
+  for (const refs of perResource) {
+    const missing = refs.filter((r) => !found.has(`${r.type}/${r.id}`));
+    if (missing.length) {
+      throw new FhirError(
+        422,
+        missing.map((m) =>
+          issue({ code: 'not-found', errorCode: ErrorCode.ReferenceNotFound, message: `The referenced ${m.type}/${m.id} does not exist`, expression: m.path }),
+        ),
+      );
+    }
+    const patients = new Set(refs.filter((r) => r.type === 'Patient').map((r) => `Patient/${r.id}`));
+    if (!patients.size) continue;
+    const foreign = refs.filter((r) => {
+      const theirs = (found.get(`${r.type}/${r.id}`) ?? []).filter((c) => c.startsWith('Patient/'));
+      return r.type !== 'Patient' && theirs.length > 0 && !theirs.some((c) => patients.has(c));
+    });
+    if (foreign.length) {
+      throw new FhirError(
+        422,
+        foreign.map((f) =>
+          issue({ code: 'business-rule', errorCode: ErrorCode.PatientMismatch, message: `${f.type}/${f.id} belongs to another patient`, expression: f.path }),
+        ),
+      );
+    }
   }
-  const patients = new Set(refs.filter((r) => r.type === 'Patient').map((r) => `Patient/${r.id}`));
-  if (!patients.size) return;
-  const foreign = refs.filter((r) => {
-    const theirs = (found.get(`${r.type}/${r.id}`) ?? []).filter((c) => c.startsWith('Patient/'));
-    return r.type !== 'Patient' && theirs.length > 0 && !theirs.some((c) => patients.has(c));
-  });
-  if (foreign.length) {
-    throw new FhirError(
-      422,
-      foreign.map((f) =>
-        issue({ code: 'business-rule', errorCode: ErrorCode.PatientMismatch, message: `${f.type}/${f.id} belongs to another patient`, expression: f.path }),
-      ),
-    );
+}
+
+/** Resources of a transaction whose references are checked when it commits. */
+const toCheck = new WeakMap<Transaction, Resource[]>();
+
+/** Entries of a transaction may refer to each other in any order: their references are checked when all are written. */
+async function checkReferencesAtCommit(q: Queryable, resource: Resource): Promise<void> {
+  const tx = q as Partial<Transaction>;
+  if (!tx.beforeCommit) return checkReferences(q, [resource]);
+  let list = toCheck.get(tx as Transaction);
+  if (!list) {
+    const resources: Resource[] = (list = []);
+    toCheck.set(tx as Transaction, resources);
+    tx.beforeCommit(() => checkReferences(q, resources));
   }
+  list.push(resource);
 }
 
 /**
@@ -233,10 +256,7 @@ export const planRules: WriteHook = {
     }
     if (PLAN_TYPES.has(next.resourceType)) {
       await checkUniqueIdentifiers({ ...w, next });
-      // Entries of a transaction may refer to each other in any order: check when all are written.
-      const tx = w.q as Partial<Transaction>;
-      if (tx.beforeCommit) tx.beforeCommit(() => checkReferences(w.q, next));
-      else await checkReferences(w.q, next);
+      await checkReferencesAtCommit(w.q, next);
     }
     return next;
   },

@@ -12,7 +12,7 @@ import type { Principal } from '../security/principal.js';
 import { lookupPatient } from '../security/privacy.js';
 import { isValidNin } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
-import type { Queryable } from '../store/db.js';
+import { forReading, type Queryable } from '../store/db.js';
 
 export interface PlanStatus {
   activeCarePlan: boolean;
@@ -32,10 +32,11 @@ export async function planStatus(q: Queryable, principal: Principal | undefined,
   let lastChanged: Date | null = null;
   if (sharing && privacy.patientIds.length) {
     const status = searchRegistry().get('CarePlan', 'status')?.sp;
+    // NOT deleted lets the compartment index (partial: live rows only) find the patient's rows; a deletion leaves no compartments anyway.
     const rows = await q.query<{ active: boolean; changed: Date | null }>(
       `SELECT EXISTS (SELECT 1 FROM resources p WHERE p.type = 'CarePlan' AND NOT p.deleted AND p.compartments && $1::text[]
                         AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = p.rid AND t.sp = $2 AND t.code = 'active')) AS active,
-              (SELECT max(r.last_updated) FROM resources r WHERE r.compartments && $1::text[] AND r.type = ANY($3::text[])) AS changed`,
+              (SELECT max(r.last_updated) FROM resources r WHERE r.compartments && $1::text[] AND NOT r.deleted AND r.type = ANY($3::text[])) AS changed`,
       [privacy.patientIds.map((id) => `Patient/${id}`), status, PLAN_CONTENT],
     );
     active = rows[0]?.active ?? false;
@@ -95,7 +96,7 @@ export const planStatusOperation: Operation = {
     const body = call.req.body as Parameters | undefined;
     if (body?.resourceType !== 'Parameters') throw errors.badRequest('The body must be a Parameters resource with the parameter nin');
     const nin = statusNin(call.ctx.principal, body.parameter?.find((p) => p.name === 'nin')?.valueString);
-    const status = await planStatus(s.db, call.ctx.principal, nin);
+    const status = await planStatus(forReading(s.db), call.ctx.principal, nin); // a caught-up read replica may answer
     const out: Parameters = {
       resourceType: 'Parameters',
       parameter: [

@@ -360,7 +360,10 @@ function parseInclude(raw: string, iterate: boolean, rev: boolean, types: string
 function decodeCursor(raw: string): Cursor {
   try {
     const c = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Cursor;
-    if (!Array.isArray(c.keys) || typeof c.rid !== 'number' || (c.direction !== 'next' && c.direction !== 'prev')) throw new Error();
+    // The cursor is the client's to alter: only the shape it is made with passes on to SQL.
+    if (!Array.isArray(c.keys) || !c.keys.every((k) => k === null || typeof k === 'string' || Number.isFinite(k)) || !Number.isSafeInteger(c.rid) || (c.direction !== 'next' && c.direction !== 'prev')) {
+      throw new Error();
+    }
     return c;
   } catch {
     throw errors.invalidSearch('The paging cursor is not valid; start the search again');

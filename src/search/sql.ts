@@ -5,6 +5,7 @@
  * and rid: a page boundary does not move when rows are added or removed before it.
  */
 import { sql } from 'kysely';
+import { errors } from '../fhir/outcomes.js';
 import { type CompiledQuery, compile, type Fragment } from '../store/sql.js';
 import { identifierSp } from './extract.js';
 import type { Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
@@ -319,6 +320,22 @@ export function pageQuery(query: SearchQuery, visible?: ReadRule): CompiledQuery
   return compile(sql`SELECT q.* FROM (${inner}) AS q WHERE ${keyset} ORDER BY ${sql.join(orderBy)} LIMIT ${query.count + 1}`);
 }
 
+const TIMESTAMP_TEXT = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?(?:Z|[+-](\d{2})(?::?\d{2})?)?$/;
+
+/**
+ * Whether a cursor's sort key casts to its SQL type. Cursors come back from clients, and a value
+ * the cast refuses (`2026-11-25 07:49:20+0p`, `1e999999`) failed the whole query with a 500.
+ */
+function castable(value: string, cast: string): boolean {
+  if (cast === 'numeric') return /^[+-]?\d{1,1000}(?:\.\d{1,1000})?(?:e[+-]?\d{1,3})?$/i.test(value);
+  if (cast !== 'timestamptz') return true;
+  const m = TIMESTAMP_TEXT.exec(value);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day && hour < 24 && minute < 60 && second < 60 && Number(m[7] ?? 0) <= 15;
+}
+
 /** Rows strictly after (next) or before (prev) the cursor row in the sort order, NULLs last. */
 function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
   const forward = cursor.direction === 'next';
@@ -326,6 +343,7 @@ function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
   const equalSoFar: Fragment[] = [];
   keys.forEach((k, i) => {
     const value = cursor.keys[i] ?? null;
+    if (value !== null && !castable(String(value), sortKeyCast(k))) throw errors.invalidSearch('The paging cursor is not valid; start the search again');
     const cast = sql.raw(sortKeyCast(k));
     const column = sql`${sql.ref(`q.k${i}`)}::${cast}`;
     const param = sql`${value}::${cast}`;

@@ -71,9 +71,17 @@ export function dateRange(value: string): DateRange | undefined {
   else if (!s) end = start + 60_000;
   else if (!frac) end = start + 1000;
   else end = start + 1;
-  if (!h) return { lo: new Date(Date.UTC(year, month - 1, day)).toISOString(), hi: new Date(end).toISOString() };
-  return { lo: new Date(start).toISOString(), hi: new Date(end).toISOString() };
+  if (!h) return { lo: iso(Date.UTC(year, month - 1, day)), hi: iso(end) };
+  return { lo: iso(start), hi: iso(end) };
 }
+
+/**
+ * The latest instant written: the end of a range in year 9999 (`9999-12-31T23:59:59Z` ends at
+ * year 10000) would be `+010000-01-01T…`, which PostgreSQL refuses (a 500 for a search or a write
+ * with such a date). Held at the year's last millisecond, the range loses only that millisecond.
+ */
+const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+const iso = (ms: number) => new Date(Math.min(ms, LATEST)).toISOString();
 
 function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();

@@ -6,13 +6,12 @@
  */
 import { ErrorCode, errors } from '../fhir/outcomes.js';
 import { isValidHpr, isValidNin, isValidOrgNr } from '../no/identifiers.js';
-import type { Database } from '../store/db.js';
 import { type ApiScopes, CITIZEN_ACR, HELSEID, HELSENORGE, type RepresentationBasis, type RepresentationClaim } from './claims.js';
 import type { DpopVerifier } from './dpop.js';
 import * as headers from './headers.js';
 import { PrincipalAccess } from './policy.js';
 import { type Citizen, type Machine, type Personnel, type Principal, patientNinOf } from './principal.js';
-import { lookupPatient } from './privacy.js';
+import type { PatientPrivacy } from './privacy.js';
 import { challenge, type Claims, type TokenVerifier, type VerifiedToken } from './tokens.js';
 
 export interface AuthRequest {
@@ -45,7 +44,8 @@ const text = (v: unknown): string | undefined => (typeof v === 'string' && v !==
 
 export class Authenticator {
   constructor(
-    private readonly db: Database,
+    /** The patient's privacy settings by national id (src/security/privacy-cache.ts). */
+    private readonly privacy: (nin: string) => Promise<PatientPrivacy>,
     private readonly verifier: TokenVerifier,
     private readonly dpop: DpopVerifier,
     private readonly options: AuthenticatorOptions,
@@ -85,7 +85,7 @@ export class Authenticator {
     headers.eventId(req.header);
     const principal = this.principal(verified, req.header);
     const nin = patientNinOf(principal);
-    const privacy = nin ? await lookupPatient(this.db, nin) : undefined;
+    const privacy = nin ? await this.privacy(nin) : undefined;
     return {
       principal,
       access: new PrincipalAccess(principal, privacy, { scopes: this.options.scopes, allowedRoles: this.options.allowedRoles }),

@@ -15,14 +15,28 @@ export interface Transaction extends Queryable {
    * for rules that hold for the whole transaction, like references between entries of a Bundle.
    */
   beforeCommit(check: () => Promise<void>): void;
+  /** Runs `done` once the transaction has committed (never after a rollback): for caches that must forget what it changed. */
+  afterCommit(done: () => void): void;
 }
 
-/** Wraps a driver's transaction body so that beforeCommit checks run last, in order. */
-export async function runWithChecks<T>(query: Queryable['query'], fn: (tx: Transaction) => Promise<T>): Promise<T> {
-  const checks: Array<() => Promise<void>> = [];
-  const tx: Transaction = { inTransaction: true, query, beforeCommit: (check) => void checks.push(check) };
-  const result = await fn(tx);
-  for (let i = 0; i < checks.length; i++) await (checks[i] as () => Promise<void>)();
+/**
+ * Runs a driver's transaction with the Transaction interface: `begin` opens it, passes the
+ * body its query function, and commits when the body resolves. beforeCommit checks run last,
+ * in order (also those added by a check); afterCommit callbacks once it has committed.
+ */
+export async function runTransaction<T>(
+  begin: (body: (query: Queryable['query']) => Promise<T>) => Promise<T>,
+  fn: (tx: Transaction) => Promise<T>,
+): Promise<T> {
+  const committed: Array<() => void> = [];
+  const result = await begin(async (query) => {
+    const checks: Array<() => Promise<void>> = [];
+    const tx: Transaction = { inTransaction: true, query, beforeCommit: (check) => void checks.push(check), afterCommit: (done) => void committed.push(done) };
+    const value = await fn(tx);
+    for (let i = 0; i < checks.length; i++) await (checks[i] as () => Promise<void>)();
+    return value;
+  });
+  for (const done of committed) done();
   return result;
 }
 
@@ -31,6 +45,26 @@ export interface Database extends Queryable {
   /** Runs `fn` in one database transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * Calls `onNotify` for every notification on `channel` (PostgreSQL LISTEN/NOTIFY, sent by any
+   * instance, delivered after the sender's commit) and `onListening` whenever listening (again)
+   * begins — after a reconnect notifications may have been missed.
+   */
+  listen(channel: string, onNotify: () => void, onListening: () => void): Promise<void>;
+  /**
+   * Where read-only work outside a transaction may run: with DATABASE_REPLICA_URL, a streaming
+   * replica whenever it has caught up with what the reader must see (src/store/replica.ts).
+   */
+  readonly reader?: Database;
+}
+
+/**
+ * The connection for read-only work (read, vread, search, history, the status check): the
+ * database's reader when it has one and `q` is not inside a transaction, else `q` itself.
+ */
+export function forReading(q: Queryable): Queryable {
+  if ((q as Partial<Transaction>).inTransaction) return q;
+  return (q as Partial<Database>).reader ?? q;
 }
 
 /** Runs `fn` in a transaction, joining the one `q` is already in. */

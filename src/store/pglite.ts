@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
-import { type Database, runWithChecks, type Transaction } from './db.js';
+import { type Database, runTransaction, type Transaction } from './db.js';
 
 export interface PgliteOptions {
   /** Directory for the data files; `undefined` keeps the database in memory. */
@@ -27,9 +27,14 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
       return result.rows;
     },
     transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-      return pg.transaction((t) =>
-        runWithChecks(async <R>(text: string, params?: readonly unknown[]) => (await t.query<R>(text, params as unknown[] | undefined)).rows, fn),
+      return runTransaction(
+        (body) => pg.transaction((t) => body(async <R>(text: string, params?: readonly unknown[]) => (await t.query<R>(text, params as unknown[] | undefined)).rows)),
+        fn,
       );
+    },
+    async listen(channel, onNotify, onListening) {
+      await pg.listen(channel, () => onNotify());
+      onListening();
     },
     async close(): Promise<void> {
       await pg.close();

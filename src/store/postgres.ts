@@ -1,10 +1,12 @@
 import postgres from 'postgres';
-import { DatabaseUnavailableError, runWithChecks, sqlState, type Database, type Transaction } from './db.js';
+import { DatabaseUnavailableError, runTransaction, sqlState, type Database, type Transaction } from './db.js';
 
 export interface PostgresOptions {
   max?: number;
   /** Seconds to wait for a connection before giving up (fail fast during an outage). */
   connectTimeout?: number;
+  /** Check the server answers before returning (default true); false for a replica that may be down at start. */
+  check?: boolean;
 }
 
 const connectionErrors = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'EPIPE', 'ENOTFOUND']);
@@ -24,6 +26,9 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     max: options.max ?? 10,
     connect_timeout: options.connectTimeout ?? 5,
     idle_timeout: 60,
+    // Requests waiting for a connection wait out the reconnect delay; postgres.js's default grows
+    // to 20 s during an outage (requests hang). A short cap keeps failures fast and recovery prompt.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
     onnotice: () => undefined,
     types: {
       bigint: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) },
@@ -44,16 +49,22 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     }
   };
   // Fail at start-up rather than on the first request when the server is unreachable.
-  await run(sql, 'SELECT 1');
+  if (options.check !== false) await run(sql, 'SELECT 1');
   return {
     kind: 'postgres',
     query: <R>(text: string, params?: readonly unknown[]) => run<R>(sql, text, params),
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       try {
-        return (await sql.begin((t) => runWithChecks(<R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params), fn))) as T;
+        return await runTransaction((body) => sql.begin((t) => body(<R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params))) as Promise<T>, fn);
       } catch (err) {
         throw translate(err);
       }
+    },
+    async listen(channel, onNotify, onListening) {
+      // postgres.js keeps a connection for listening and re-subscribes after it reconnects.
+      await sql.listen(channel, () => onNotify(), onListening).catch((err: unknown) => {
+        throw translate(err);
+      });
     },
     async close(): Promise<void> {
       await sql.end({ timeout: 5 });

@@ -147,6 +147,43 @@ v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, metho
 ${INDEX.sql}
 SELECT rid FROM r`;
 
+/** A resource to insert as a whole, for `insertMany`: its version, index rows and published version. */
+export interface NewResource extends NewVersion {
+  index: IndexRows | undefined;
+  /** The version its patient is served (resources.published_version); null or absent: not published. */
+  publishedVersion?: number | null;
+}
+
+/** CTEs inserting the index rows of `insertMany`: per table, the owner's position `n`, then the columns; parameters from `$first`. */
+function indexInsertManyCtes(first: number): string {
+  let n = first;
+  return INDEX_TABLES.map(({ table, columns, casts }) => {
+    const arrays = [`$${n++}::int8[]`, ...casts.map((c) => `$${n++}::${c}[]`)].join(', ');
+    return `i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')})
+  SELECT w.rid, ${columns.map((c) => `u.${c}`).join(', ')} FROM unnest(${arrays}) AS u(n, ${columns.join(', ')}) JOIN w USING (n))`;
+  }).join(',\n');
+}
+
+/**
+ * INSERT_SQL for many resources: the rows come in as parallel arrays (compartments joined with
+ * ','), each index row names its resource by position (`n`, 1-based) in them.
+ */
+const INSERT_MANY_SQL = `WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::int[], $8::text[])
+    WITH ORDINALITY AS u(type, id, version, last_updated, content, compartments, published_version, method, n)
+),
+r AS (
+  INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments, published_version)
+  SELECT type, id, version, last_updated, content IS NULL, content, string_to_array(compartments, ','), published_version FROM input ORDER BY n
+  ON CONFLICT (type, id) DO NOTHING
+  RETURNING rid, type, id
+),
+w AS (SELECT r.rid, input.* FROM r JOIN input USING (type, id)),
+v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
+  SELECT rid, version, type, id, last_updated, method, content FROM w),
+${indexInsertManyCtes(9)}
+SELECT count(*)::int AS inserted FROM r`;
+
 export class ResourceStore {
   /** The current version (or deletion marker) of a resource, if the caller may see it. */
   async read(q: Queryable, type: string, id: string, rule?: ReadRule): Promise<StoredResource | undefined> {
@@ -180,6 +217,41 @@ export class ResourceStore {
   async insert(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<number | undefined> {
     const rows = await q.query<{ rid: number }>(INSERT_SQL, versionParams(v, index));
     return rows[0]?.rid;
+  }
+
+  /**
+   * Inserts many new resources — each as version `version` with its history row, index rows and
+   * published version — in one statement (for bulk loading, e.g. bench/generate.ts --bulk; the API
+   * writes one at a time through the write pipeline). Rows whose (type, id) exists are skipped.
+   * Returns how many were inserted.
+   */
+  async insertMany(q: Queryable, rows: readonly NewResource[]): Promise<number> {
+    if (!rows.length) return 0;
+    const column = <T>(f: (r: NewResource) => T) => rows.map(f);
+    const index = INDEX_TABLES.flatMap(({ key, columns }) => {
+      const owners: number[] = [];
+      const values: unknown[][] = columns.map(() => []);
+      rows.forEach((r, i) => {
+        for (const row of (r.index?.[key] ?? []) as unknown[][]) {
+          owners.push(i + 1);
+          row.forEach((value, c) => values[c]?.push(value));
+        }
+      });
+      return [owners, ...values];
+    });
+    const params = [
+      column((r) => r.type),
+      column((r) => r.id),
+      column((r) => r.version),
+      column((r) => r.lastUpdated),
+      column((r) => r.content),
+      column((r) => r.compartments.join(',')),
+      column((r) => r.publishedVersion ?? null),
+      column((r) => r.method),
+      ...index,
+    ];
+    const result = await q.query<{ inserted: number }>(INSERT_MANY_SQL, params);
+    return result[0]?.inserted ?? 0;
   }
 
   /** Writes a new current version of an existing (locked) resource and replaces its index rows. */

@@ -245,7 +245,7 @@ describe('seeding an empty database', () => {
     const cp = planOf('anne');
     const gp = clinicianByKey('fastlege');
     expect(cp.meta?.tag).toContainEqual({ system: LAST_UPDATED_BY.hpr, code: gp.hpr, display: 'Kari Lindqvist' });
-    const provenance = (all.get('Provenance') as Provenance[]).filter((p) => p.target[0]?.reference?.startsWith(`CarePlan/${cp.id}/`));
+    const provenance = (all.get('Provenance') as Provenance[]).filter((p) => p.target.some((t) => t.reference?.startsWith(`CarePlan/${cp.id}/`)));
     expect(provenance.map((p) => p.agent[0]?.who?.identifier?.value)).toEqual([gp.hpr, gp.hpr]); // $apply, then filled in
     // Eldar's plan is the coordinator's.
     expect(planOf('eldar').meta?.tag).toContainEqual({ system: LAST_UPDATED_BY.hpr, code: clinicianByKey('koordinator').hpr, display: 'Ingrid Solberg' });

@@ -42,6 +42,9 @@ describe('JSON Patch', () => {
     ['a failing test op', [{ op: 'test', path: '/gender', value: 'female' }]],
     ['a change of id', [{ op: 'replace', path: '/id', value: 'other' }]],
     ['a result that is not valid FHIR', [{ op: 'add', path: '/gender', value: 'mann' }]],
+    // fast-json-patch throws a TypeError for these (found by the fuzzer: a 500).
+    ['a path through __proto__', [{ op: 'test', path: '/__proto__/polluted', value: 'x' }]],
+    ['a from through __proto__', [{ op: 'copy', from: '/__proto__', path: '/gender' }]],
   ])('refuses %s with 400', async (_name, ops) => {
     const p = await t.create<Patient>({ resourceType: 'Patient', gender: 'male' });
     const res = await t.request<{ resourceType: string }>('PATCH', `Patient/${p.id}`, jsonPatch(ops));

@@ -203,6 +203,26 @@ describe('provenance', () => {
     });
     expect(bad.status).toBe(400);
     expect(code(bad)).toBe('INVALID_HEADER');
+    // A reason that is not a list of objects (found by the fuzzer: a 500).
+    for (const reason of ['[null]', '"x"', '[{"coding":null},{"coding":[null]},null]']) {
+      const odd = await t.request('PUT', `CarePlan/${planId}`, {
+        body: { ...same, description: 'x' },
+        headers: { authorization: `Bearer ${token}`, ...nhnHeaders({ nin: citizenByKey(ANNE).pid }), 'x-provenance': `{"resourceType":"Provenance","reason":${reason}}` },
+      });
+      expect(odd.status, reason).toBe(400);
+      expect(code(odd)).toBe('INVALID_HEADER');
+    }
+  });
+
+  it('refuses a malformed meta or coding as invalid (400), though the hooks see the body before the validator', async () => {
+    // Found by the fuzzer: the tagging and profile hooks failed on these with a 500.
+    const goal = { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'x' }, subject: { reference: `Patient/${patient}` } };
+    const checkIn = { resourceType: 'Observation', status: 'final', code: { coding: [null] }, subject: { reference: `Patient/${patient}` } };
+    for (const body of [{ ...goal, meta: { tag: 'x' } }, { ...goal, meta: { tag: [null] } }, { ...goal, meta: 'x' }, { ...goal, meta: { profile: { 0: 'x' } } }, { ...goal, meta: { profile: [null] } }, checkIn]) {
+      const res = await gp('POST', body.resourceType, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(code(res)).toBe('VALIDATION_ERROR');
+    }
   });
 });
 

@@ -189,6 +189,15 @@ describe('date parameters', () => {
     expect(names(await search('CarePlan?date=ge2030'))).toEqual(['plan']);
     expect(names(await search('CarePlan?date=eb2022'))).toEqual(['oldplan']);
   });
+  it('take dates at the very end of year 9999, in a search and in a stored resource', async () => {
+    // Their range ends in year 10000, which the database refused (found by the fuzzer: a 500).
+    for (const value of ['9999-12-31T23:59:59Z', '9999', '9999-12-31T23:59:59-14:00', 'ge9999-12-31']) {
+      expect((await search(`Observation?date=${encodeURIComponent(value)}`)).status, value).toBe(200);
+    }
+    const late = await t.create({ resourceType: 'Observation', status: 'final', code: { text: 'Sent' }, effectiveDateTime: '9999-12-31T23:59:59-14:00' });
+    expect(matchIds(await search('Observation?date=9999-12-31'))).toContain(late.id);
+    await t.request('DELETE', `Observation/${late.id}`);
+  });
 });
 
 describe('number and quantity parameters', () => {
@@ -329,6 +338,21 @@ describe('sorting and paging', () => {
     const third = await search((second.link?.find((l) => l.relation === 'next')?.url as string).replace(BASE, '/fhir'));
     expect(third.entry?.map((e) => (e.resource as { name: Array<{ family: string }> }).name[0]?.family)).toEqual(['Lege6']);
     expect(third.link?.find((l) => l.relation === 'next')).toBeUndefined();
+  });
+
+  it('refuses a paging cursor the client altered, with 400', async () => {
+    // Its sort keys go to SQL casts: one they refused failed the search with a 500 (found by the fuzzer).
+    const first = await search('Observation?_count=1&_sort=-date');
+    const next = first.link?.find((l) => l.relation === 'next')?.url as string;
+    const cursor = JSON.parse(Buffer.from(new URL(next).searchParams.get('_cursor') as string, 'base64url').toString()) as { keys: unknown[] };
+    for (const keys of [['2026-11-25 07:49:20.257+0p'], ['2026-02-30 10:00:00+00'], ['1e999999'], [{}], [[1]]]) {
+      const altered = Buffer.from(JSON.stringify({ ...cursor, keys })).toString('base64url');
+      const res = await search(`Observation?_count=1&_sort=-date&_cursor=${altered}`);
+      expect(res.status, JSON.stringify(keys)).toBe(400);
+    }
+    const rid = Buffer.from(JSON.stringify({ ...cursor, rid: 1e308 })).toString('base64url');
+    expect((await search(`Observation?_count=1&_sort=-date&_cursor=${rid}`)).status).toBe(400);
+    expect((await search(next.replace(/^.*\/fhir\//, ''))).status).toBe(200);
   });
 
   it('_total=none leaves the total out; _summary=count gives only the total', async () => {

@@ -14,6 +14,11 @@ describe('dateRange', () => {
     expect(dateRange(value)).toEqual({ lo, hi });
   });
 
+  it('ends a range past year 9999 at its last millisecond (the database takes no year 10000)', () => {
+    expect(dateRange('9999-12-31T23:59:59Z')).toEqual({ lo: '9999-12-31T23:59:59.000Z', hi: '9999-12-31T23:59:59.999Z' });
+    expect(dateRange('9999-12-31T23:00:00-14:00')).toEqual({ lo: '9999-12-31T23:59:59.999Z', hi: '9999-12-31T23:59:59.999Z' });
+  });
+
   it.each(['2023-02-29', '2024-13', '2024-00-10', 'yesterday', '2024-1-1', '24', '2024-03-05T25:00:00Z', ''])('rejects %s', (v) => {
     expect(dateRange(v)).toBeUndefined();
   });

@@ -12,6 +12,7 @@ import pino from 'pino';
 import { type App, type AppOptions, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
+import type { Database } from '../../src/store/db.js';
 import { openTestDatabase, type TestDatabase } from './db.js';
 
 export const BASE = 'http://test.local/fhir';
@@ -43,13 +44,18 @@ export interface TestServer {
 
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { auth?: 'system' | 'tokens'; app?: Omit<AppOptions, 'db' | 'authenticate'> } = {},
+  options: {
+    auth?: 'system' | 'tokens';
+    app?: Omit<AppOptions, 'db' | 'authenticate'>;
+    /** Wraps the database the app uses (e.g. to record the statements it sends). */
+    wrapDb?: (db: Database) => Database;
+  } = {},
 ): Promise<TestServer> {
   const database = await openTestDatabase();
   const config = loadConfig({ BASE_URL: BASE, LOG_LEVEL: 'silent', DATA_DIR: database.dataDir, ...env });
   const app = await createApp(config, pino({ level: 'silent' }), {
     ...options.app,
-    db: database.db,
+    db: options.wrapDb ? options.wrapDb(database.db) : database.db,
     ...(options.auth === 'tokens' ? {} : { authenticate: async () => ({ access: SYSTEM_ACCESS }) }),
   });
   const request: TestServer['request'] = async (method, path, options = {}) => {

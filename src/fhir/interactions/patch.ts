@@ -16,7 +16,13 @@ import { findSingle } from './conditional.js';
 
 function applyJsonPatch(current: Resource, operations: unknown): Resource {
   if (!Array.isArray(operations)) throw errors.badRequest('A JSON Patch body must be an array of operations');
-  const problem = jsonPatch.validate(operations as jsonPatch.Operation[], current);
+  let problem: jsonPatch.JsonPatchError | undefined;
+  try {
+    problem = jsonPatch.validate(operations as jsonPatch.Operation[], current);
+  } catch {
+    // fast-json-patch throws (a TypeError), rather than reports, a path through the prototype.
+    throw errors.badRequest('A JSON Patch path or from may not go through __proto__ or constructor/prototype');
+  }
   if (problem) {
     throw errors.badRequest(`JSON Patch operation ${problem.index ?? '?'} cannot be applied: ${problem.message.split('\n')[0]}`);
   }

@@ -97,14 +97,16 @@ function locate(expression: string, resource: Record<string, unknown>): Located 
 /** Medplum's terse messages, said in full. */
 function rephrase(text: string, at: Located): string {
   const last = at.path.slice(at.path.lastIndexOf('.') + 1).replace(/\[\d+]$/, '');
-  const shown = typeof at.value === 'string' ? `"${at.value}"` : JSON.stringify(at.value);
+  // Only when quoted: an array of thousands of wrong values gives an issue per element, and
+  // writing out the whole array for each of them took quadratic time (seconds, blocking the server).
+  const shown = () => (typeof at.value === 'string' ? `"${at.value}"` : JSON.stringify(at.value));
   if (text === 'Missing required property') return `Missing required element '${last}' at ${at.path}`;
   const unknown = /^Invalid additional property "(.*)"$/.exec(text);
   if (unknown) return `Unrecognized property '${unknown[1]}' at ${at.path}: it is not an element of this type`;
   const format = /^Invalid (\w+) format$/.exec(text);
-  if (format && at.found) return `Not a valid ${format[1]}: ${shown} at ${at.path}`;
+  if (format && at.found) return `Not a valid ${format[1]}: ${shown()} at ${at.path}`;
   const number = /^Invalid number of values: (.*)$/.exec(text);
   if (number) return `Wrong number of values for ${at.path}: ${number[1]}`;
   if (text.startsWith('Constraint ')) return text.replace(/^Constraint (\S+) not met:/, `Constraint failed: $1 at ${at.path}:`);
-  return `${text} at ${at.path}${at.found && at.value !== undefined && typeof at.value !== 'object' ? ` (value ${shown})` : ''}`;
+  return `${text} at ${at.path}${at.found && at.value !== undefined && typeof at.value !== 'object' ? ` (value ${shown()})` : ''}`;
 }

@@ -9,8 +9,8 @@
  * `requested` (or `active`) becomes `active`, `off` pauses, `error` is set by the delivery worker
  * only (a client sets `requested` again to resume).
  *
- * Other writes (stored): one indexed lookup finds the active subscriptions of the patients whose
- * compartment the resource is (or was) in; each is matched with the search engine — the new
+ * Other writes (stored): one indexed lookup (per patient and transaction) finds the active
+ * subscriptions of the patients whose compartment the resource is (or was) in; each is matched with the search engine — the new
  * version by searching its filter plus `_id` in the transaction, the previous one (deletes, moves,
  * a status that no longer matches) by putting the previous version back inside a savepoint,
  * searching, and rolling the savepoint back. Events are numbered per subscription and inserted
@@ -94,6 +94,8 @@ export class SubscriptionHook implements WriteHook {
   /** What prepare learnt about a Subscription write, for stored: per transaction, by id. */
   private readonly prepared = new WeakMap<Queryable, Map<string, { spec: SubscriptionSpec; secret?: string }>>();
   private readonly pending = new WeakMap<Queryable, PendingEvent[]>();
+  /** Active subscriptions by patient, as looked up in a transaction (forgotten when it writes a Subscription). */
+  private readonly known = new WeakMap<Transaction, Map<string, Candidate[]>>();
   /** Parsed filters, by type and query string. */
   private readonly filters = new Map<string, SearchQuery>();
 
@@ -151,13 +153,7 @@ export class SubscriptionHook implements WriteHook {
     const previousPatients = deleted ? patientsIn(w.compartments) : w.previous ? [...referencedPatients(w.previous)] : [];
     const patients = [...new Set([...nextPatients, ...previousPatients])];
     if (!patients.length) return;
-    // The one lookup a write of plan content costs (index subscriptions_patient).
-    const candidates = await w.q.query<Candidate>(
-      `SELECT id, patient, types, filter FROM subscriptions
-        WHERE patient = ANY($1::text[]) AND status = 'active' AND (cardinality(types) = 0 OR $2::text = ANY(types))
-          AND (ends IS NULL OR ends > now())`,
-      [patients, w.type],
-    );
+    const candidates = (await this.subscriptionsOf(w.q, patients)).filter((c) => !c.types.length || c.types.includes(w.type));
     if (!candidates.length) return;
     let previousCompartments: readonly string[] | undefined;
     const wasIn = (patient: string): boolean => {
@@ -176,6 +172,27 @@ export class SubscriptionHook implements WriteHook {
     if (!matched.length) return;
     const occurred = w.version.lastUpdated.toISOString();
     for (const c of matched) await this.add(w.q, { subscription: c.id, focus: `${w.type}/${w.id}`, method: w.method, occurred });
+  }
+
+  /**
+   * The active subscriptions of these patients: the one lookup a write of plan content costs
+   * (index subscriptions_patient), made once per patient in a transaction — a whole plan written
+   * in one Bundle is one patient's.
+   */
+  private async subscriptionsOf(q: Queryable, patients: string[]): Promise<Candidate[]> {
+    let known = isTransaction(q) ? this.known.get(q) : undefined;
+    if (!known && isTransaction(q)) this.known.set(q, (known = new Map()));
+    const missing = known ? patients.filter((p) => !known.has(p)) : patients;
+    if (missing.length) {
+      const rows = await q.query<Candidate>(
+        `SELECT id, patient, types, filter FROM subscriptions
+          WHERE patient = ANY($1::text[]) AND status = 'active' AND (ends IS NULL OR ends > now())`,
+        [missing],
+      );
+      if (!known) return rows;
+      for (const p of missing) known.set(p, rows.filter((r) => r.patient === p));
+    }
+    return patients.flatMap((p) => known?.get(p) ?? []);
   }
 
   /** Whether `type/id` as it is now in the transaction matches the subscription's filter. */
@@ -286,6 +303,7 @@ export class SubscriptionHook implements WriteHook {
 
   /** Keeps `subscriptions` in step with a Subscription write. */
   private async storeSubscription(w: StoredWrite): Promise<void> {
+    if (isTransaction(w.q)) this.known.delete(w.q);
     if (w.method === 'DELETE' || !w.next) {
       // A tombstone keeps the owner (so the owner reads 410 Gone and the history, others 404);
       // the secret and the undelivered events go.
