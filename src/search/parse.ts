@@ -406,6 +406,8 @@ export function parseSearch(type: string | undefined, params: QueryParams, optio
   };
   const ctx: ParseContext = { strict: options.strict, baseUrl: options.baseUrl, ignored: query.ignored };
   for (const [name, value] of params) {
+    // No stored text holds a NUL, and PostgreSQL refuses one in a query parameter (it was a 500).
+    if (name.includes('\0') || value.includes('\0')) throw errors.invalidSearch('A search parameter may not contain a NUL character (%00)');
     const [base, mod] = name.split(':');
     if (RESULT_PARAMS.has(base as string)) {
       applyResultParam(query, base as string, mod, value, types);

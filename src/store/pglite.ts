@@ -10,6 +10,8 @@ export interface PgliteOptions {
   loadDataDir?: Blob | File;
 }
 
+const ANALYZE_EVERY = 1000;
+
 /** Embedded PostgreSQL (WASM). One connection: queries and transactions are serialised by PGlite. */
 export async function openPglite(options: PgliteOptions = {}): Promise<Database & { dump(): Promise<Blob> }> {
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
@@ -20,17 +22,25 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
     parsers: { [types.INT8]: (v: string) => Number(v) },
   });
   await pg.waitReady;
+  // PGlite runs PostgreSQL in single-user mode: no autovacuum, so nothing keeps the planner's
+  // statistics current (without them it misjudges, e.g., the status check's plan by 20×). Like
+  // autovacuum's analyze threshold: after every ANALYZE_EVERY committed transactions, and at open.
+  let committed = 0;
+  const analyze = () => void pg.query('ANALYZE').catch(() => undefined);
+  analyze();
   return {
     kind: 'pglite',
     async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
       const result = await pg.query<R>(text, params as unknown[] | undefined);
       return result.rows;
     },
-    transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-      return runTransaction(
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      const result = await runTransaction(
         (body) => pg.transaction((t) => body(async <R>(text: string, params?: readonly unknown[]) => (await t.query<R>(text, params as unknown[] | undefined)).rows)),
         fn,
       );
+      if (++committed % ANALYZE_EVERY === 0) analyze();
+      return result;
     },
     async listen(channel, onNotify, onListening) {
       await pg.listen(channel, () => onNotify());

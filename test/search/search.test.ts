@@ -386,6 +386,16 @@ describe('search forms and handling', () => {
     expect((await search(`Patient?_id=${NIN_OLA}`)).status).toBe(400);
   });
 
+  it('refuses a NUL character in a parameter, with 400', async () => {
+    // PostgreSQL refuses it in a query parameter: a 500 before (found by the fuzzer).
+    for (const query of ['Patient?name=a%00b', 'Observation?subject:Patient.name=%00', 'Patient?na%00me=x']) {
+      const res = await search(query);
+      expect(res.status, query).toBe(400);
+    }
+    const conditional = await t.request('PUT', 'Patient?name=%00', { body: { resourceType: 'Patient' } });
+    expect(conditional.status).toBe(400);
+  });
+
   it('POST _search with form parameters equals GET', async () => {
     const res = await t.request<Bundle>('POST', 'Patient/_search', {
       raw: 'family=nordmann&gender=male',

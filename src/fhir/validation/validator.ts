@@ -67,11 +67,15 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
   // Where the walk found a value of the wrong shape (a string for a HumanName, a contained
   // resource of unknown type), Medplum's findings there are noise or an aborted run. Where a
   // profile refuses a reference's type, the base validation's warning about it is a repeat.
+  // By the path's ancestors in a set: comparing each issue with each broken value took quadratic
+  // time, and an array of thousands of wrong values blocked the server for minutes.
+  const brokenAt = new Set(broken);
+  const underBroken = (at: string) => brokenAt.has(at) || [...at.matchAll(/[.[]/g)].some((m) => brokenAt.has(at.slice(0, m.index)));
   const relevant = broken.length || referenceErrors.size
     ? structural.filter((i) => {
         const at = i.expression?.[0] ?? '';
         if (referenceErrors.has(at) && i.severity === 'warning' && i.details?.text?.startsWith('Invalid reference')) return false;
-        return !broken.length || (!isIncomplete(i) && !broken.some((b) => at === b || at.startsWith(`${b}.`) || at.startsWith(`${b}[`)));
+        return !broken.length || (!isIncomplete(i) && !underBroken(at));
       })
     : structural;
   return dedupe([...issues, ...relevant, ...ownIssues]);
