@@ -160,6 +160,15 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // Our own parsing of the raw query string keeps repeated parameters and their order.
     routerOptions: { querystringParser: () => ({}) },
     return503OnClosing: true,
+    // What Node's HTTP parser refuses (a broken request line or header, headers too large) never
+    // reaches Fastify: answered here, on the socket, with an OperationOutcome like every error.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return void socket.destroy();
+      const overflow = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      const fhir = errors.badRequest(overflow ? 'The request headers are too large' : 'The request is not valid HTTP/1.1');
+      const body = JSON.stringify(fhir.outcome);
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${FHIR_JSON}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
     // Errors Fastify raises before routing (e.g. a malformed URL) get an OperationOutcome too.
     frameworkErrors: (error, _req, reply: FastifyReply) => {
       const fhir =

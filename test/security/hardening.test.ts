@@ -1,4 +1,5 @@
 /** Security headers, CORS allow-list, per-client rate limits, and logs free of secrets and national ids. */
+import { connect } from 'node:net';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
@@ -25,6 +26,26 @@ afterAll(async () => {
 });
 
 describe('hardening', () => {
+  it('answers what the HTTP parser refuses with an OperationOutcome, on a real socket', async () => {
+    const address = await app.server.listen({ port: 0, host: '127.0.0.1' });
+    const raw = (data: string) =>
+      new Promise<string>((resolve, reject) => {
+        let text = '';
+        const socket = connect(Number(new URL(address).port), '127.0.0.1', () => socket.write(data));
+        socket.on('data', (chunk) => (text += chunk.toString()));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+    for (const request of ['NOT HTTP AT ALL\r\n\r\n', `GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]) {
+      const res = await raw(request);
+      expect(res).toMatch(/^HTTP\/1\.1 400 /);
+      expect(res).toMatch(/content-type: application\/fhir\+json/i);
+      const body = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as OperationOutcome;
+      expect(body.resourceType).toBe('OperationOutcome');
+      expect(body.issue[0]?.details?.coding?.[0]?.code).toBe('INVALID_REQUEST');
+    }
+  });
+
   it('sends security headers', async () => {
     const res = await app.server.inject({ url: '/fhir/metadata' });
     expect(res.headers['x-content-type-options']).toBe('nosniff');
