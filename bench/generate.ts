@@ -27,10 +27,9 @@
  * loads; do not serve the database meanwhile).
  */
 import { parseArgs } from 'node:util';
-import { citizenByKey } from '../src/demo/population.js';
 import { token } from './lib/api.js';
 import { bulkLoad } from './lib/bulk.js';
-import { ingest, loadModels } from './lib/population.js';
+import { ingest, loadModels, MODEL_NINS } from './lib/population.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,7 +46,6 @@ const { values } = parseArgs({
   },
 });
 
-const MODELS = ['anne', 'bjorn', 'dagny', 'eldar'].map((k) => citizenByKey(k).pid);
 const from = Number(values.from);
 const to = from + Number(values.patients);
 
@@ -57,7 +55,7 @@ if (values.bulk) {
   let reported = 0;
   const result = await bulkLoad({
     databaseUrl,
-    modelNins: MODELS,
+    modelNins: MODEL_NINS,
     from,
     to,
     batch: Number(values.batch),
@@ -76,7 +74,7 @@ if (values.bulk) {
 } else {
   const server = values.server as string;
   const clinician = await token(server, values['data-dir'] as string, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
-  const models = await loadModels(server, clinician, MODELS);
+  const models = await loadModels(server, clinician, MODEL_NINS);
   let done = 0;
   const { result } = await ingest(server, clinician, models, from, to, Number(values.concurrency ?? 8), () => {
     if (++done % 500 === 0) console.error(`${done} patients`);

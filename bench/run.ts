@@ -14,11 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Goal } from '@medplum/fhirtypes';
-import { citizenByKey } from '../src/demo/population.js';
 import { call, clinicianHeaders, token } from './lib/api.js';
 import { type BenchDatabase, type DbKind, openBenchDatabase } from './lib/database.js';
 import { type LoadOptions, type LoadResult, runLoad } from './lib/load.js';
-import { type IngestResult, ingest, loadModels } from './lib/population.js';
+import { type IngestResult, ingest, loadModels, MODEL_NINS } from './lib/population.js';
 import { productionNodeArgs, startProcess } from './lib/server.js';
 import { ceilingScenario, type Fixture, scenarios } from './scenarios.js';
 
@@ -39,7 +38,6 @@ const { values } = parseArgs({
 const repo = path.resolve(import.meta.dirname, '..');
 const load: LoadOptions = { connections: Number(values.connections), durationSeconds: Number(values.duration), warmupSeconds: Number(values.warmup) };
 const only = values.only?.split(',').map((s) => s.trim());
-const MODEL_PATIENTS = ['anne', 'bjorn', 'dagny', 'eldar'];
 
 async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResult; results: LoadResult[]; ceiling?: LoadResult }> {
   const db: BenchDatabase = await openBenchDatabase(kind);
@@ -50,7 +48,7 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
     console.error(`[${kind}] server up (pid ${server.pid}, ${server.rssMb()} MB); getting tokens`);
     const clinician = await token(server.url, db.dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
     const machine = await token(server.url, db.dataDir, ['machine'], 'nhn:samplan/status');
-    const models = await loadModels(server.url, clinician, MODEL_PATIENTS.map((k) => citizenByKey(k).pid));
+    const models = await loadModels(server.url, clinician, MODEL_NINS);
     const patients = Number(values.patients);
     console.error(`[${kind}] loading ${patients} patients through the API (${values.concurrency} clients)`);
     const { loaded, result: ingested } = await ingest(server.url, clinician, models, 0, patients, Number(values.concurrency));

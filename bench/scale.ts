@@ -26,13 +26,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Bundle } from '@medplum/fhirtypes';
 import postgres from 'postgres';
-import { citizenByKey } from '../src/demo/population.js';
 import { INDEX_TABLE_NAMES } from '../src/store/resources.js';
 import { call, clinicianHeaders, FNR, token } from './lib/api.js';
 import { type BulkResult, bulkLoad } from './lib/bulk.js';
 import { startCluster } from './lib/database.js';
 import { type LoadOptions, runLoad, type Scenario } from './lib/load.js';
-import { type LoadedPatient, person } from './lib/population.js';
+import { type LoadedPatient, MODEL_NINS, person } from './lib/population.js';
 import { type Running, startProcess } from './lib/server.js';
 import { type Fixture, scenarios } from './scenarios.js';
 
@@ -53,7 +52,6 @@ const { values } = parseArgs({
 
 const repo = path.resolve(import.meta.dirname, '..');
 const load: LoadOptions = { connections: Number(values.connections), durationSeconds: Number(values.duration), warmupSeconds: Number(values.warmup) };
-const MODELS = ['anne', 'bjorn', 'dagny', 'eldar'].map((k) => citizenByKey(k).pid);
 const SCENARIO = 'plan Bundle (_include=*)';
 const log = (line: string) => console.error(`[scale ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const loadAverage = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -134,7 +132,7 @@ async function bulk(from: number, to: number, rebuildIndexes: boolean, stopAt?: 
   let reported = 0;
   const result = await bulkLoad({
     databaseUrl,
-    modelNins: MODELS,
+    modelNins: MODEL_NINS,
     from,
     to,
     batch: Number(values.batch),
@@ -207,7 +205,7 @@ try {
   // Only the plan Bundle runs; the other scenarios are built but need a Goal to name.
   const fixture = { url: server.url, clinician, machine: '', goals: [{ id: 'unused', nin: '', patientId: '', version: 1 }], model: { resources: [] } };
   const basePatients = await patientsAt(Array.from({ length: base }, (_, n) => n));
-  const shapes = { model: await bundleShape(server, clinician, MODELS[0] as string), copy: await bundleShape(server, clinician, (basePatients[0] as LoadedPatient).nin) };
+  const shapes = { model: await bundleShape(server, clinician, MODEL_NINS[0] as string), copy: await bundleShape(server, clinician, (basePatients[0] as LoadedPatient).nin) };
   log(`plan Bundle of the model (anne): ${shapes.model}`);
   log(`plan Bundle of copy 0:           ${shapes.copy}`);
   const atBase = await measure(server, planBundleScenario({ ...fixture, url: server.url }, basePatients), `${base} patients`);

@@ -13,9 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import { citizenByKey } from '../src/demo/population.js';
 import { call, clinicianHeaders, FNR, token } from './lib/api.js';
-import { ingest, loadModels } from './lib/population.js';
+import { ingest, loadModels, MODEL_NINS } from './lib/population.js';
 import { startProcess } from './lib/server.js';
 
 const { values } = parseArgs({ options: { patients: { type: 'string', default: '200' } } });
@@ -60,7 +59,7 @@ try {
   try {
     const before = await sizes(sql);
     const clinician = await token(server.url, dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
-    const models = await loadModels(server.url, clinician, ['anne', 'bjorn', 'dagny', 'eldar'].map((k) => citizenByKey(k).pid));
+    const models = await loadModels(server.url, clinician, MODEL_NINS);
     const { loaded, result } = await ingest(server.url, clinician, models, 1000, 1000 + N, 4);
     const loadedSizes = await sizes(sql);
     // The whole plan of each patient, read once, as a GP's EHR does when the chart opens: one AuditEvent each.

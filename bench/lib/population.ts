@@ -6,11 +6,15 @@
  * active plan with its zones, and check-ins — in one transaction Bundle, then published.
  */
 import type { Bundle, BundleEntry, CarePlan, Resource } from '@medplum/fhirtypes';
+import { citizenByKey } from '../../src/demo/population.js';
 import { syntheticNin } from '../../src/no/identifiers.js';
 import { privacyConsent } from '../../src/security/privacy.js';
 import { call, clinicianHeaders, FNR } from './api.js';
 
 /** The content of one demo plan, with its parts, ready to be copied for other patients. */
+/** The national ids of the demo patients whose plans the synthetic population copies. */
+export const MODEL_NINS: readonly string[] = ['anne', 'bjorn', 'dagny', 'eldar'].map((k) => citizenByKey(k).pid);
+
 export interface PlanModel {
   /** The plan's own resources (not the Patient, the directory or the check-ins' follow-ups). */
   resources: Resource[];

@@ -81,14 +81,10 @@ export class PrivacyCache {
 
   private async changed(q: Queryable): Promise<void> {
     const tx = q as Partial<Transaction>;
-    if (!tx.afterCommit) {
-      await q.query(`SELECT pg_notify('${CHANNEL}', '')`);
-      this.forget();
-      return;
-    }
-    if (this.notified.has(tx as Transaction)) return;
-    this.notified.add(tx as Transaction);
+    if (tx.afterCommit && this.notified.has(tx as Transaction)) return;
     await q.query(`SELECT pg_notify('${CHANNEL}', '')`);
+    if (!tx.afterCommit) return this.forget();
+    this.notified.add(tx as Transaction);
     tx.afterCommit(() => this.forget());
   }
 }
