@@ -99,13 +99,14 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const privacy = new PrivacyCache(db);
   writer.use(privacy.hook);
   await privacy.start();
+  const lookupPrivacy = (nin: string) => privacy.lookup(nin);
   const bulkExport = createBulkExport({
     db,
     policy: { scopes: apiScopes(config.security.audience), allowedRoles: new Set(config.security.allowedRoles) },
     log: logger,
   });
   const engine = new FhirEngine(
-    { db, store, writer, pages: new PageTokens(await serverSecret(db, 'page-tokens')) },
+    { db, store, writer, pages: new PageTokens(await serverSecret(db, 'page-tokens')), privacy: lookupPrivacy },
     [validateOperation, applyOperation, publishOperation, approvalOperation, planStatusOperation, versionsOperation, diffOperation, nhnPlanOperation, ...bulkExport.operations, subscriptionStatusOperation],
     logger,
     { name: 'Samplan', version: pkg.version, resourceExtensions: { Subscription: SUBSCRIPTION_CAPABILITY_EXTENSIONS } },
@@ -136,7 +137,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     authenticate,
     anonymous: ANONYMOUS_ACCESS,
     plugins: [
-      async (app: FastifyInstance) => registerNhnStatus(app, { db, baseUrl: config.baseUrl, authenticate }),
+      async (app: FastifyInstance) => registerNhnStatus(app, { db, privacy: lookupPrivacy, baseUrl: config.baseUrl, authenticate }),
       ...(idp ? [(app: FastifyInstance) => idp.register(app)] : []),
     ],
     ready: async () => {

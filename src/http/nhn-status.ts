@@ -10,8 +10,9 @@ import { type Database, forReading } from '../store/db.js';
 import { CONSISTENCY_HEADER, withConsistency } from '../store/replica.js';
 import type { RequestAuth } from './server.js';
 import type { AuthRequest } from '../security/authenticate.js';
+import type { PatientPrivacy } from '../security/privacy.js';
 
-export function registerNhnStatus(app: FastifyInstance, options: { db: Database; baseUrl: string; authenticate: (req: AuthRequest) => Promise<RequestAuth> }): void {
+export function registerNhnStatus(app: FastifyInstance, options: { db: Database; privacy: (nin: string) => Promise<PatientPrivacy>; baseUrl: string; authenticate: (req: AuthRequest) => Promise<RequestAuth> }): void {
   app.post('/status', async (req, reply) => {
     const auth = await options.authenticate({
       method: 'POST',
@@ -26,7 +27,7 @@ export function registerNhnStatus(app: FastifyInstance, options: { db: Database;
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.badRequest('The body must be JSON like {"nin": "<fødselsnummer>"}');
     const token = req.headers[CONSISTENCY_HEADER];
     const nin = statusNin(auth.principal, body.nin);
-    const { result: status } = await withConsistency(Array.isArray(token) ? token[0] : token, () => planStatus(forReading(options.db), auth.principal, nin));
+    const { result: status } = await withConsistency(Array.isArray(token) ? token[0] : token, () => planStatus(forReading(options.db), options.privacy, auth.principal, nin));
     return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(status));
   });
 }

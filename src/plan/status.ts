@@ -9,7 +9,7 @@ import { ErrorCode, errors } from '../fhir/outcomes.js';
 import type { Operation } from '../fhir/operations.js';
 import type { FhirResponse } from '../fhir/types.js';
 import type { Principal } from '../security/principal.js';
-import { lookupPatient } from '../security/privacy.js';
+import type { PatientPrivacy } from '../security/privacy.js';
 import { isValidNin } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import { forReading, type Queryable } from '../store/db.js';
@@ -23,9 +23,10 @@ export interface PlanStatus {
 /** What changes "the plan": the plan and the resources it is made of. */
 const PLAN_CONTENT = ['CarePlan', 'Condition', 'Goal', 'ServiceRequest', 'CareTeam'];
 
-export async function planStatus(q: Queryable, principal: Principal | undefined, nin: string): Promise<PlanStatus> {
+/** `q` answers the plan query; `lookup` the patient's privacy settings (the cache, which a write of them empties at commit). */
+export async function planStatus(q: Queryable, lookup: (nin: string) => Promise<PatientPrivacy>, principal: Principal | undefined, nin: string): Promise<PlanStatus> {
   if (!isValidNin(nin)) throw errors.badRequest('nin must be a valid fødselsnummer or D-nummer');
-  const privacy = await lookupPatient(q, nin);
+  const privacy = await lookup(nin);
   const isBlocked = principal?.kind === 'personnel' && privacy.blockedHpr.has(principal.hpr);
   const sharing = privacy.consent && !privacy.optedOut;
   let active = false;
@@ -96,7 +97,7 @@ export const planStatusOperation: Operation = {
     const body = call.req.body as Parameters | undefined;
     if (body?.resourceType !== 'Parameters') throw errors.badRequest('The body must be a Parameters resource with the parameter nin');
     const nin = statusNin(call.ctx.principal, body.parameter?.find((p) => p.name === 'nin')?.valueString);
-    const status = await planStatus(forReading(s.db), call.ctx.principal, nin); // a caught-up read replica may answer
+    const status = await planStatus(forReading(s.db), s.privacy, call.ctx.principal, nin); // a caught-up read replica may answer
     const out: Parameters = {
       resourceType: 'Parameters',
       parameter: [

@@ -13,7 +13,7 @@ import { OID } from '../../src/no/identifiers.js';
 import type { Database } from '../../src/store/db.js';
 import { openPostgres } from '../../src/store/postgres.js';
 import { BASE, startTestServer, type TestServer } from '../support/app.js';
-import { clinicianToken, consentOf, nhnHeaders, seedPatient } from '../support/security.js';
+import { clinicianToken, consentOf, machineToken, nhnHeaders, seedPatient } from '../support/security.js';
 
 let t: TestServer;
 let second: App;
@@ -95,6 +95,26 @@ describe('the privacy cache', () => {
     expect(restored.status).toBe(200);
     expect(await readPlans(t.app)).toBe(200);
     await eventually(async () => (await readPlans(second)) === 200);
+  });
+
+  it('answers the status check from the cache, and reports a withdrawn consent at once', async () => {
+    const token = await machineToken(t);
+    const status = async (app: App) => {
+      const res = await app.server.inject({ method: 'POST', url: '/status', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify({ nin: anne }) });
+      expect(res.statusCode, res.body).toBe(200);
+      return JSON.parse(res.body) as { privacySetting: { consent: boolean } };
+    };
+    expect((await status(second)).privacySetting.consent).toBe(true);
+    const before = lookups;
+    for (let i = 0; i < 5; i++) expect((await status(second)).privacySetting.consent).toBe(true);
+    expect(lookups).toBe(before);
+
+    const plan = (await consents()).find((c) => c.category?.some((cat) => cat.coding?.some((x) => x.code === 'plan'))) as Consent;
+    expect((await t.system('PUT', `Consent/${plan.id}`, { ...plan, status: 'inactive' })).status).toBe(200);
+    expect((await status(t.app)).privacySetting.consent).toBe(false);
+    await eventually(async () => (await status(second)).privacySetting.consent === false);
+    expect((await t.system('PUT', `Consent/${plan.id}`, { ...plan, status: 'active' })).status).toBe(200);
+    expect((await status(t.app)).privacySetting.consent).toBe(true);
   });
 
   it('applies a new block to the clinician on both instances', async () => {
