@@ -129,12 +129,8 @@ export class FhirEngine {
       entities: res.touched ?? [],
       ...(resolved.interaction === 'search' ? { queryParams: req.query.map(([k]) => k) } : {}),
     });
-    const stored = async (q: Transaction, res: FhirResponse) => {
-      try {
-        await this.audit?.recordIn(q, record(res));
-      } catch (err) {
-        throw this.auditFailure(err, ctx);
-      }
+    const stored = (q: Transaction, res: FhirResponse) => {
+      this.audit?.recordIn(q, record(res), (err) => this.auditFailure(err, ctx));
       return res;
     };
     // Called inside the caller's transaction (seeding, in-process callers): the record joins it.

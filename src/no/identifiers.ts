@@ -69,9 +69,14 @@ export function parseNin(nin: string): NinInfo | undefined {
   else if (individual >= 900 && year2 >= 40) century = 1900;
   if (century === undefined) return undefined;
   const year = century + year2;
-  const date = new Date(Date.UTC(year, month - 1, day));
-  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return undefined;
-  return { kind, synthetic, birthDate: date.toISOString().slice(0, 10) };
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  return { kind, synthetic, birthDate: `${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}` };
+}
+
+// Checked on every request (the user's and the patient's ids): arithmetic, not Date objects.
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 export function isValidNin(nin: string): boolean {

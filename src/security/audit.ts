@@ -11,7 +11,7 @@ import type { RequestContext } from '../fhir/types.js';
 import { OID } from '../no/identifiers.js';
 import { CODE_SYSTEM } from '../no/codes.js';
 import { Batcher } from '../store/batch.js';
-import type { Database, Queryable } from '../store/db.js';
+import type { Database, Transaction } from '../store/db.js';
 import { isEmergency, type Principal } from './principal.js';
 
 export const AUDIT_CODES = {
@@ -167,13 +167,16 @@ export function auditEvent(record: AuditRecord): StoredAuditEvent {
   return { id, recorded, patientId, content: JSON.stringify(event) };
 }
 
-// The rows go as one JSON text: JSON.stringify is native, where text[] parameters would be escaped
-// character by character in JavaScript (the records are kilobytes each).
+// The rows go as one JSON text, each record's JSON inside it as is: `json` (unlike jsonb) keeps
+// the text it is given, so the record is stored exactly as made, without being escaped into a
+// string and unescaped again (records are kilobytes; text[] parameters would be escaped
+// character by character in JavaScript).
 const INSERT = `INSERT INTO audit_events (id, recorded, patient_id, content)
-  SELECT id, recorded, patient_id, content FROM json_to_recordset($1::text::json) AS x(id text, recorded timestamptz, patient_id text, content text)`;
+  SELECT id, recorded, patient_id, content::text FROM json_to_recordset($1::text::json) AS x(id text, recorded timestamptz, patient_id text, content json)`;
 
 function insertParams(rows: StoredAuditEvent[]): unknown[] {
-  return [JSON.stringify(rows.map((r) => ({ id: r.id, recorded: r.recorded, patient_id: r.patientId, content: r.content })))];
+  const json = rows.map((r) => `{"id":${JSON.stringify(r.id)},"recorded":${JSON.stringify(r.recorded)},"patient_id":${JSON.stringify(r.patientId)},"content":${r.content}}`);
+  return [`[${json.join(',')}]`];
 }
 
 export class AuditWriter {
@@ -191,8 +194,11 @@ export class AuditWriter {
     await this.batch.add(auditEvent(record));
   }
 
-  /** Stores the record of a write inside the write's own transaction. */
-  async recordIn(tx: Queryable, record: AuditRecord): Promise<void> {
-    await tx.query(INSERT, insertParams([auditEvent(record)]));
+  /**
+   * Stores the record of a write in the write's own transaction, as its last statement (sent with
+   * COMMIT): the change commits with its record or not at all; `fail` says what a failure is.
+   */
+  recordIn(tx: Transaction, record: AuditRecord, fail: (err: unknown) => unknown): void {
+    tx.defer({ text: INSERT, params: insertParams([auditEvent(record)]), fail });
   }
 }

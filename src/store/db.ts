@@ -17,25 +17,45 @@ export interface Transaction extends Queryable {
   beforeCommit(check: () => Promise<void>): void;
   /** Runs `done` once the transaction has committed (never after a rollback): for caches that must forget what it changed. */
   afterCommit(done: () => void): void;
+  /**
+   * Runs a statement whose result nobody needs (an INSERT of a record) as the transaction's last,
+   * sent together with COMMIT: one round trip instead of two. If it fails, nothing commits and the
+   * transaction throws `fail(error)` (the error itself without `fail`).
+   */
+  defer(statement: DeferredStatement): void;
+}
+
+export interface DeferredStatement {
+  text: string;
+  params: readonly unknown[];
+  fail?: (err: unknown) => unknown;
 }
 
 /**
  * Runs a driver's transaction with the Transaction interface: `begin` opens it, passes the
- * body its query function, and commits when the body resolves. beforeCommit checks run last,
- * in order (also those added by a check); afterCommit callbacks once it has committed.
+ * body its query function, and commits when the body resolves — with the deferred statements,
+ * which it sends with COMMIT. beforeCommit checks run last, in order (also those added by a
+ * check); afterCommit callbacks once it has committed.
  */
 export async function runTransaction<T>(
-  begin: (body: (query: Queryable['query']) => Promise<T>) => Promise<T>,
+  begin: (body: (query: Queryable['query']) => Promise<T>, deferred: readonly DeferredStatement[]) => Promise<T>,
   fn: (tx: Transaction) => Promise<T>,
 ): Promise<T> {
   const committed: Array<() => void> = [];
+  const deferred: DeferredStatement[] = [];
   const result = await begin(async (query) => {
     const checks: Array<() => Promise<void>> = [];
-    const tx: Transaction = { inTransaction: true, query, beforeCommit: (check) => void checks.push(check), afterCommit: (done) => void committed.push(done) };
+    const tx: Transaction = {
+      inTransaction: true,
+      query,
+      beforeCommit: (check) => void checks.push(check),
+      afterCommit: (done) => void committed.push(done),
+      defer: (statement) => void deferred.push(statement),
+    };
     const value = await fn(tx);
     for (let i = 0; i < checks.length; i++) await (checks[i] as () => Promise<void>)();
     return value;
-  });
+  }, deferred);
   for (const done of committed) done();
   return result;
 }

@@ -36,7 +36,19 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
     },
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       const result = await runTransaction(
-        (body) => pg.transaction((t) => body(async <R>(text: string, params?: readonly unknown[]) => (await t.query<R>(text, params as unknown[] | undefined)).rows)),
+        (body, deferred) =>
+          pg.transaction(async (t) => {
+            const value = await body(async <R>(text: string, params?: readonly unknown[]) => (await t.query<R>(text, params as unknown[] | undefined)).rows);
+            // In process there is no round trip to save: the deferred statements simply run last.
+            for (const s of deferred) {
+              try {
+                await t.query(s.text, s.params as unknown[]);
+              } catch (err) {
+                throw s.fail ? s.fail(err) : err;
+              }
+            }
+            return value;
+          }),
         fn,
       );
       if (++committed % ANALYZE_EVERY === 0) analyze();

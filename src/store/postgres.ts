@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { DatabaseUnavailableError, runTransaction, sqlState, type Database, type Transaction } from './db.js';
+import { DatabaseUnavailableError, type DeferredStatement, type Queryable, runTransaction, sqlState, type Database, type Transaction } from './db.js';
 
 export interface PostgresOptions {
   max?: number;
@@ -48,6 +48,29 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       throw translate(err);
     }
   };
+  /**
+   * sql.begin (which also fails the transaction when its connection closes mid-way), with the
+   * deferred statements sent without waiting just before it sends COMMIT: they go out together,
+   * one round trip instead of two (~0.1 ms of server CPU each on this kind of machine). When one
+   * fails, PostgreSQL has answered COMMIT by rolling back, and that failure is thrown.
+   */
+  async function transaction<T>(body: (query: Queryable['query']) => Promise<T>, deferred: readonly DeferredStatement[]): Promise<T> {
+    let settling: Promise<Array<PromiseSettledResult<unknown>>> = Promise.resolve([]);
+    const value = (await sql.begin(async (t) => {
+      const result = await body(<R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params));
+      // Handled from now on (a rejection must never go unhandled), looked at once COMMIT is answered.
+      settling = Promise.allSettled(deferred.map((d) => run(t, d.text, d.params)));
+      return result;
+    })) as T;
+    const settled = await settling;
+    const failed = settled.findIndex((r) => r.status === 'rejected');
+    if (failed >= 0) {
+      const reason = (settled[failed] as PromiseRejectedResult).reason;
+      const fail = deferred[failed]?.fail;
+      throw fail ? fail(reason) : reason;
+    }
+    return value;
+  }
   // Fail at start-up rather than on the first request when the server is unreachable.
   if (options.check !== false) await run(sql, 'SELECT 1');
   return {
@@ -55,7 +78,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     query: <R>(text: string, params?: readonly unknown[]) => run<R>(sql, text, params),
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       try {
-        return await runTransaction((body) => sql.begin((t) => body(<R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params))) as Promise<T>, fn);
+        return await runTransaction(transaction, fn);
       } catch (err) {
         throw translate(err);
       }

@@ -34,6 +34,33 @@ describe('fødselsnummer and D-nummer', () => {
     }
   });
 
+  it('knows the calendar: leap years (1900 was not, 2000 was), month lengths, month 13', () => {
+    // Nine digits (DDMMYY + individual number) with both check digits added, or undefined when none fits.
+    const withChecks = (nine: string): string | undefined => {
+      const k1 = mod11(nine, [3, 7, 6, 1, 8, 9, 4, 5, 2]);
+      const k2 = k1 === undefined ? undefined : mod11(`${nine}${k1}`, [5, 4, 3, 2, 7, 6, 5, 4, 3, 2]);
+      return k2 === undefined ? undefined : `${nine}${k1}${k2}`;
+    };
+    const first = (ddmmyy: string, individuals: [number, number]): string => {
+      for (let i = individuals[0]; i <= individuals[1]; i++) {
+        const nin = withChecks(`${ddmmyy}${String(i).padStart(3, '0')}`);
+        if (nin) return nin;
+      }
+      throw new Error(`no number for ${ddmmyy}`);
+    };
+    // Individual numbers 000-499: born 1900-1999; 500-749 with year >= 54: 1854-1899; 500-999 with year <= 39: 2000-2039.
+    expect(parseNin(first('290200', [500, 999]))?.birthDate).toBe('2000-02-29');
+    expect(isValidNin(first('290200', [0, 499]))).toBe(false); // 29.02.1900
+    expect(parseNin(first('290296', [0, 499]))?.birthDate).toBe('1996-02-29');
+    expect(isValidNin(first('290215', [500, 999]))).toBe(false);
+    expect(parseNin(first('300415', [500, 999]))?.birthDate).toBe('2015-04-30');
+    expect(isValidNin(first('310415', [500, 999]))).toBe(false);
+    expect(parseNin(first('311215', [500, 999]))?.birthDate).toBe('2015-12-31');
+    expect(isValidNin(first('011315', [500, 999]))).toBe(false);
+    expect(isValidNin(first('001215', [500, 999]))).toBe(false);
+    expect(parseNin(first('710170', [0, 499]))).toEqual({ kind: 'dnr', synthetic: false, birthDate: '1970-01-31' });
+  });
+
   it('checks every generated synthetic number over many dates', () => {
     for (let d = Date.UTC(1920, 0, 1); d < Date.UTC(2026, 0, 1); d += 37 * 86_400_000) {
       const date = new Date(d).toISOString().slice(0, 10);

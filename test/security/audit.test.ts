@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { citizenByKey, clinicianByKey, organisation } from '../../src/demo/population.js';
 import { hasErrors, validateResource } from '../../src/fhir/validation/validator.js';
 import { OID } from '../../src/no/identifiers.js';
+import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
+import { type AuditRecord, AuditWriter } from '../../src/security/audit.js';
 import { startTestServer, type TestServer } from '../support/app.js';
 import { asClinician, citizenToken, seedPatient } from '../support/security.js';
 
@@ -153,6 +155,31 @@ describe('emergency access and the patient’s log', () => {
   });
 });
 
+describe('the stored record', () => {
+  it('is the AuditEvent exactly as made, character for character, for reads (group-committed) and writes', async () => {
+    const writer = new AuditWriter(t.database.db);
+    const tricky = 'Årsak: "akutt"\n\\ \u2028 \u{1F600} <b>&</b>';
+    const record = (requestId: string): AuditRecord => ({
+      ctx: { requestId, baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, patientIds: [bjorn] },
+      interaction: 'read',
+      outcome: 'refused',
+      outcomeText: tricky,
+      entities: [{ type: 'Goal', id: 'g1', version: 2 }],
+    });
+    const ids = ['exact-1', 'exact-2', 'exact-3'];
+    await Promise.all(ids.map((id) => writer.record(record(id))));
+    await t.database.db.transaction(async (tx) => writer.recordIn(tx, record('exact-4'), (err) => err));
+    const rows = await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 AND content LIKE $2 ORDER BY seq DESC LIMIT 4', [bjorn, '%Årsak: %']);
+    expect(rows).toHaveLength(4);
+    for (const { content } of rows) {
+      const event = JSON.parse(content) as AuditEvent;
+      expect(event.outcomeDesc).toBe(tricky);
+      // Re-serialising gives the same text: nothing was re-encoded on the way into the table.
+      expect(content).toBe(JSON.stringify(event));
+    }
+  });
+});
+
 describe('the record is kept, whatever happens', () => {
   it('fails the request, and stores nothing, when the record cannot be written', async () => {
     const db = t.database.db;
@@ -170,6 +197,7 @@ describe('the record is kept, whatever happens', () => {
         body: { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Skal ikke lagres' }, subject: { reference: `Patient/${bjorn}` } },
       });
       expect(write.status).toBe(500);
+      expect((write.body as OperationOutcome).issue?.[0]?.details?.coding?.[0]?.code).toBe('AUDIT_FAILED');
     } finally {
       await db.query('DROP TRIGGER audit_broken ON audit_events');
       await db.query('DROP FUNCTION fail_audit()');

@@ -1,0 +1,120 @@
+/**
+ * The database transaction as both drivers give it (embedded PGlite, and a PostgreSQL server with
+ * BEGIN and COMMIT pipelined): all or nothing, checks before commit, callbacks after it, and
+ * deferred statements that go out with COMMIT and take the transaction down when they fail.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Database, DatabaseUnavailableError } from '../../src/store/db.js';
+import { onServer, openTestDatabase, type TestDatabase } from '../support/db.js';
+
+let t: TestDatabase;
+let db: Database;
+
+beforeAll(async () => {
+  t = await openTestDatabase();
+  db = t.db;
+  await db.query('CREATE TABLE tx_test (id int PRIMARY KEY, note text NOT NULL)');
+});
+
+afterAll(async () => {
+  await t?.drop();
+});
+
+const ids = async () => (await db.query<{ id: number }>('SELECT id FROM tx_test ORDER BY id')).map((r) => r.id);
+
+describe('a transaction', () => {
+  it('commits its statements and its deferred statements together, then runs the after-commit callbacks', async () => {
+    const events: string[] = [];
+    const value = await db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_test VALUES (1, $1)', ['first']);
+      tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [2, 'deferred'] });
+      tx.beforeCommit(async () => {
+        events.push(`check sees ${(await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM tx_test'))[0]?.n}`);
+      });
+      tx.afterCommit(() => events.push('committed'));
+      return 'done';
+    });
+    expect(value).toBe('done');
+    expect(await ids()).toEqual([1, 2]);
+    // The deferred statement runs after the checks, with COMMIT.
+    expect(events).toEqual(['check sees 1', 'committed']);
+  });
+
+  it('sees its own writes inside, and no one else does until it commits', async () => {
+    await db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_test VALUES (3, $1)', ['inside']);
+      expect((await tx.query('SELECT 1 FROM tx_test WHERE id = 3')).length).toBe(1);
+      if (db.kind === 'postgres') expect((await db.query('SELECT 1 FROM tx_test WHERE id = 3')).length).toBe(0);
+    });
+    expect(await ids()).toContain(3);
+  });
+
+  it('rolls everything back when the body throws, and runs no after-commit callback', async () => {
+    let committed = false;
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('INSERT INTO tx_test VALUES (10, $1)', ['lost']);
+        tx.defer({ text: 'INSERT INTO tx_test VALUES (11, $1)', params: ['lost'] });
+        tx.afterCommit(() => (committed = true));
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    expect(await ids()).not.toContain(10);
+    expect(await ids()).not.toContain(11);
+    expect(committed).toBe(false);
+  });
+
+  it('rolls everything back when a deferred statement fails, and throws what `fail` makes of the error', async () => {
+    let committed = false;
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('INSERT INTO tx_test VALUES (20, $1)', ['lost']);
+        // A duplicate key: the record cannot be stored.
+        tx.defer({ text: 'INSERT INTO tx_test VALUES (1, $1)', params: ['duplicate'], fail: (err) => new Error(`record refused: ${(err as Error).message}`) });
+        tx.afterCommit(() => (committed = true));
+      }),
+    ).rejects.toThrow(/^record refused: .*duplicate key/);
+    expect(await ids()).not.toContain(20);
+    expect(committed).toBe(false);
+    // The connection is fine afterwards.
+    await db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_test VALUES (21, $1)', ['after']);
+    });
+    expect(await ids()).toContain(21);
+  });
+
+  it('rolls back when a statement in the body fails, and the next transaction on the pool works', async () => {
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('INSERT INTO tx_test VALUES (30, $1)', ['lost']);
+        await tx.query('INSERT INTO tx_test VALUES (30, $1)', ['duplicate']);
+      }),
+    ).rejects.toThrow(/duplicate key/);
+    expect(await ids()).not.toContain(30);
+    for (let i = 0; i < 20; i++) await db.transaction(async (tx) => void (await tx.query('SELECT 1')));
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => db.transaction(async (tx) => (await tx.query<{ n: number }>('SELECT $1::int AS n', [i]))[0]?.n)));
+    expect(results).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+
+  // A backend terminated mid-transaction (an administrator, a failover) left postgres.js's
+  // connection with stale state: later queries hung or failed with the old error, about one
+  // round in five (fixed by scripts/patch-postgres.mjs). Ten rounds catch it.
+  it.runIf(onServer)('fails as "database unavailable" when its connection is killed, and the pool keeps working', async () => {
+    for (let round = 0; round < 10; round++) {
+      await expect(
+        db.transaction(async (tx) => {
+          const pid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]?.pid;
+          await db.query('SELECT pg_terminate_backend($1)', [pid]);
+          await tx.query('SELECT 1');
+        }),
+      ).rejects.toBeInstanceOf(DatabaseUnavailableError);
+      // Every connection of the pool answers: none is left with the dead one's state.
+      for (let i = 0; i < 12; i++) {
+        await db.transaction(async (tx) => void (await tx.query('SELECT 1')));
+        await db.query('SELECT 1');
+      }
+      await Promise.all(Array.from({ length: 30 }, () => db.transaction(async (tx) => tx.query('SELECT pg_sleep(0.005)'))));
+      await Promise.all(Array.from({ length: 30 }, () => db.query('SELECT pg_sleep(0.005)')));
+    }
+  });
+});
