@@ -3,8 +3,9 @@
  * the demo data, loads a synthetic population through the API, and runs each scenario with
  * autocannon on loopback — warm-up, then a fixed duration with N connections — reporting req/s,
  * p50/p95/p99, errors and the server's memory. Then the ceiling (a bare Fastify route doing the
- * same indexed SELECT on the same database) for the ratios. Results go to bench/results/ as JSON
- * and are printed as a Markdown table.
+ * same indexed SELECT on the same database) for the ratios, and that route with the AuditEvent
+ * every read must store first (the floor the audit rule sets). Results go to bench/results/ as
+ * JSON and are printed as a Markdown table.
  *
  *   npm run bench -- [--db pglite|postgres|both] [--patients 1000] [--duration 15] [--warmup 5]
  *                    [--connections 32] [--only "read by id,status check"] [--server-args="--cpu-prof"]
@@ -19,7 +20,7 @@ import { type BenchDatabase, type DbKind, openBenchDatabase } from './lib/databa
 import { type LoadOptions, type LoadResult, runLoad } from './lib/load.js';
 import { type IngestResult, ingest, loadModels, MODEL_NINS } from './lib/population.js';
 import { productionNodeArgs, startProcess } from './lib/server.js';
-import { ceilingScenario, type Fixture, scenarios } from './scenarios.js';
+import { auditedCeilingScenario, ceilingScenario, type Fixture, scenarios } from './scenarios.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,7 +40,7 @@ const repo = path.resolve(import.meta.dirname, '..');
 const load: LoadOptions = { connections: Number(values.connections), durationSeconds: Number(values.duration), warmupSeconds: Number(values.warmup) };
 const only = values.only?.split(',').map((s) => s.trim());
 
-async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResult; results: LoadResult[]; ceiling?: LoadResult }> {
+async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResult; results: LoadResult[]; ceiling?: LoadResult; audited?: LoadResult }> {
   const db: BenchDatabase = await openBenchDatabase(kind);
   try {
     const env = { ...db.env, SEED_DEMO_DATA: 'true', RATE_LIMIT_PER_MINUTE: '1000000000' };
@@ -76,9 +77,10 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
     // The embedded database belongs to one process: the ceiling opens it once the server is gone.
     server = await startProcess(path.join(repo, 'bench', 'ceiling.ts'), env, '/readyz', ['--import', 'tsx']);
     const ceiling = await runLoad(server, ceilingScenario(fixture), load);
-    console.error(`[${kind}] ${ceiling.scenario}: ${ceiling.rps} req/s, p50 ${ceiling.p50} ms, p99 ${ceiling.p99} ms, cpu ${ceiling.cpuPerRequestMs} ms/req`);
+    const audited = await runLoad(server, auditedCeilingScenario(fixture), load);
+    for (const r of [ceiling, audited]) console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req`);
     await server.stop();
-    return { db: db.description, ingest: ingested, results, ceiling };
+    return { db: db.description, ingest: ingested, results, ceiling, audited };
   } finally {
     await db.close();
   }
@@ -86,7 +88,7 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
 
 function table(run: Awaited<ReturnType<typeof benchmark>>): string {
   const ceiling = run.ceiling?.rps ?? 0;
-  const rows = [...run.results, ...(run.ceiling ? [run.ceiling] : [])].map(
+  const rows = [...run.results, ...(run.ceiling ? [run.ceiling] : []), ...(run.audited ? [run.audited] : [])].map(
     (r) => `| ${r.scenario} | ${r.rps} | ${ceiling ? `${Math.round((r.rps / ceiling) * 100)} %` : '–'} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.cpuPerRequestMs} | ${r.errors + r.failures} | ${r.peakMemoryMb} |`,
   );
   return [

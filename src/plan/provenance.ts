@@ -113,7 +113,7 @@ export const provenance: WriteHook = {
   async stored(w) {
     const p = w.ctx.principal;
     if (!p || NOT_RECORDED.has(w.type)) return;
-    const record = (first: StoredWrite, targets: string[]) => first.writer.create(first.q, { ...first.ctx, access: SYSTEM_ACCESS }, provenanceFor(first, p, targets));
+    const record = (first: StoredWrite, targets: string[]) => first.writer.createRecord(first.q, { ...first.ctx, access: SYSTEM_ACCESS }, provenanceFor(first, p, targets));
     const tx = w.q as Partial<Transaction>;
     if (!tx.beforeCommit) return void (await record(w, [versionOf(w)]));
     let byActivity = pending.get(tx as Transaction);

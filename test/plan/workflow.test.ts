@@ -5,6 +5,7 @@
  * history and a plain-words difference between versions.
  */
 import type { Bundle, CarePlan, Goal, Parameters, ParametersParameter, Provenance, Task } from '@medplum/fhirtypes';
+import { hasErrors, validateResource } from '../../src/fhir/validation/validator.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { citizenByKey } from '../../src/demo/population.js';
 import { ERROR_CODE_SYSTEM } from '../../src/fhir/outcomes.js';
@@ -203,14 +204,31 @@ describe('provenance', () => {
     });
     expect(bad.status).toBe(400);
     expect(code(bad)).toBe('INVALID_HEADER');
-    // A reason that is not a list of objects (found by the fuzzer: a 500).
-    for (const reason of ['[null]', '"x"', '[{"coding":null},{"coding":[null]},null]']) {
+    // A reason that is not a list of objects (found by the fuzzer: a 500); text no R4 string or
+    // Samplan text may hold (it goes into the Provenance the server writes unvalidated).
+    for (const reason of ['[null]', '"x"', '[{"coding":null},{"coding":[null]},null]', '[{"text":"<script>alert(1)</script>"}]', '[{"text":"ok <img src=x onerror=alert(1)>"}]', '[{"text":"bell \\u0007"}]', '[{"coding":[{"display":"nul \\u0000"}]}]']) {
       const odd = await t.request('PUT', `CarePlan/${planId}`, {
         body: { ...same, description: 'x' },
         headers: { authorization: `Bearer ${token}`, ...nhnHeaders({ nin: citizenByKey(ANNE).pid }), 'x-provenance': `{"resourceType":"Provenance","reason":${reason}}` },
       });
       expect(odd.status, reason).toBe(400);
       expect(code(odd)).toBe('INVALID_HEADER');
+    }
+  });
+
+  it('writes only valid Provenance (it is built from checked values, not validated per write), whoever writes and whatever reason they give', async () => {
+    const reason = { resourceType: 'Provenance', reason: [{ text: 'SpO2 < 92 % og "akutt" forverring;\nny plan\tfra 1. mai' }, { coding: [{ display: 'Ønske fra pasient' }] }] };
+    const changed = await changePlan((p) => ({ ...p, description: 'Endret med en grunn som har tegn i seg' }), { 'x-provenance': JSON.stringify(reason) });
+    const withReason = await t.system<Bundle<Provenance>>('GET', `Provenance?target=CarePlan/${planId}/_history/${changed.meta?.versionId}`);
+    expect(withReason.body.entry?.[0]?.resource?.reason?.[0]?.text).toBe('SpO2 < 92 % og "akutt" forverring;\nny plan\tfra 1. mai; Ønske fra pasient');
+    // Every Provenance written so far in this file: clinicians with and without a reason, the patient, a representative.
+    const all = await t.system<Bundle<Provenance>>('GET', 'Provenance?_count=1000');
+    const provenances = (all.body.entry ?? []).map((e) => e.resource as Provenance);
+    expect(provenances.length).toBeGreaterThan(5);
+    expect(new Set(provenances.map((p) => (p.agent[0]?.who?.identifier?.system ?? 'none')))).toEqual(new Set([OID.hpr, OID.fnr]));
+    for (const p of provenances) {
+      const issues = validateResource(p);
+      expect(hasErrors(issues), JSON.stringify({ p, issues })).toBe(false);
     }
   });
 
