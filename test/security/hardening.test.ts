@@ -46,12 +46,15 @@ describe('hardening', () => {
     }
   });
 
-  it('sends security headers', async () => {
-    const res = await app.server.inject({ url: '/fhir/metadata' });
-    expect(res.headers['x-content-type-options']).toBe('nosniff');
-    expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
-    expect(res.headers['content-security-policy']).toMatch(/default-src 'none'/);
-    expect(res.headers['x-frame-options']).toBeDefined();
+  it('sends security headers, also on what the identity provider answers itself', async () => {
+    for (const url of ['/fhir/metadata', '/fhir/Patient', '/idp/.well-known/openid-configuration', '/nowhere']) {
+      const res = await app.server.inject({ url });
+      expect(res.headers['x-content-type-options'], url).toBe('nosniff');
+      expect(res.headers['strict-transport-security'], url).toMatch(/max-age=\d+/);
+      expect(res.headers['content-security-policy'], url).toMatch(/default-src 'none'/);
+      expect(res.headers['x-frame-options'], url).toBeDefined();
+      expect(res.headers['cross-origin-resource-policy'], url).toBe('same-origin');
+    }
   });
 
   it('allows only listed origins by CORS', async () => {
