@@ -95,7 +95,7 @@ export class SubscriptionHook implements WriteHook {
   private readonly prepared = new WeakMap<Queryable, Map<string, { spec: SubscriptionSpec; secret?: string }>>();
   private readonly pending = new WeakMap<Queryable, PendingEvent[]>();
   /** Active subscriptions by patient, as looked up in a transaction (forgotten when it writes a Subscription). */
-  private readonly known = new WeakMap<Transaction, Map<string, Candidate[]>>();
+  private readonly known = new WeakMap<Transaction, Map<string, Promise<Candidate[]>>>();
   /** Parsed filters, by type and query string. */
   private readonly filters = new Map<string, SearchQuery>();
 
@@ -145,14 +145,26 @@ export class SubscriptionHook implements WriteHook {
     return withOwner(next, owner);
   }
 
-  async stored(w: StoredWrite): Promise<void> {
-    if (w.type === 'Subscription') return this.storeSubscription(w);
-    if (!notifies(w.type)) return;
+  /** The patients whose subscriptions a write of plan content may concern (none for other writes). */
+  private patientsOf(w: StoredWrite): string[] {
+    if (w.type === 'Subscription' || !notifies(w.type)) return [];
     const deleted = w.method === 'DELETE';
     const nextPatients = deleted ? [] : patientsIn(w.compartments);
     const previousPatients = deleted ? patientsIn(w.compartments) : w.previous ? [...referencedPatients(w.previous)] : [];
-    const patients = [...new Set([...nextPatients, ...previousPatients])];
+    return [...new Set([...nextPatients, ...previousPatients])];
+  }
+
+  /** The lookup goes out with the write's own statement (in a transaction, where `stored` finds it). */
+  storing(w: StoredWrite): void {
+    const patients = this.patientsOf(w);
+    if (patients.length && isTransaction(w.q)) void this.subscriptionsOf(w.q, patients).catch(() => undefined);
+  }
+
+  async stored(w: StoredWrite): Promise<void> {
+    if (w.type === 'Subscription') return this.storeSubscription(w);
+    const patients = this.patientsOf(w);
     if (!patients.length) return;
+    const deleted = w.method === 'DELETE';
     const candidates = (await this.subscriptionsOf(w.q, patients)).filter((c) => !c.types.length || c.types.includes(w.type));
     if (!candidates.length) return;
     let previousCompartments: readonly string[] | undefined;
@@ -177,22 +189,29 @@ export class SubscriptionHook implements WriteHook {
   /**
    * The active subscriptions of these patients: the one lookup a write of plan content costs
    * (index subscriptions_patient), made once per patient in a transaction — a whole plan written
-   * in one Bundle is one patient's.
+   * in one Bundle is one patient's. Started by `storing`, awaited by `stored`; outside a
+   * transaction (no place to keep it) `stored` looks up again.
    */
-  private async subscriptionsOf(q: Queryable, patients: string[]): Promise<Candidate[]> {
-    let known = isTransaction(q) ? this.known.get(q) : undefined;
-    if (!known && isTransaction(q)) this.known.set(q, (known = new Map()));
-    const missing = known ? patients.filter((p) => !known.has(p)) : patients;
-    if (missing.length) {
-      const rows = await q.query<Candidate>(
+  private subscriptionsOf(q: Queryable, patients: string[]): Promise<Candidate[]> {
+    const lookup = (list: string[]) =>
+      q.query<Candidate>(
         `SELECT id, patient, types, filter FROM subscriptions
           WHERE patient = ANY($1::text[]) AND status = 'active' AND (ends IS NULL OR ends > now())`,
-        [missing],
+        [list],
       );
-      if (!known) return rows;
-      for (const p of missing) known.set(p, rows.filter((r) => r.patient === p));
+    if (!isTransaction(q)) return lookup(patients);
+    let known = this.known.get(q);
+    if (!known) this.known.set(q, (known = new Map()));
+    const missing = patients.filter((p) => !known.has(p));
+    if (missing.length) {
+      const rows = lookup(missing);
+      for (const p of missing) {
+        const mine = rows.then((list) => list.filter((r) => r.patient === p));
+        mine.catch(() => undefined); // a lookup started early may fail unawaited: its transaction fails anyway
+        known.set(p, mine);
+      }
     }
-    return patients.flatMap((p) => known?.get(p) ?? []);
+    return Promise.all(patients.map((p) => known.get(p) as Promise<Candidate[]>)).then((lists) => lists.flat());
   }
 
   /** Whether `type/id` as it is now in the transaction matches the subscription's filter. */
