@@ -23,7 +23,7 @@ import type { Config } from '../config.js';
 import type { Access } from '../fhir/access.js';
 import type { FhirEngine } from '../fhir/engine.js';
 import { parseJsonBody } from '../fhir/json.js';
-import { looksLikeHtml } from '../fhir/validation/security.js';
+import { reasonProblem } from '../fhir/validation/security.js';
 import { isValidNin } from '../no/identifiers.js';
 import { ErrorCode, errors, FhirError } from '../fhir/outcomes.js';
 import type { FhirMethod, FhirRequest, FhirResponse, RequestContext } from '../fhir/types.js';
@@ -80,9 +80,6 @@ function refuseNinInUrl(path: string, query: URLSearchParams): void {
  * The reason for a change, from an `X-Provenance` header: a Provenance resource (JSON) sent with a
  * write, as the FHIR spec describes; its `reason` text is recorded in Samplan's Provenance.
  */
-// Below U+0020 only tab, line feed and carriage return belong in text (R4 string).
-const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
-
 function changeComment(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
   let provenance: { resourceType?: unknown; reason?: Array<{ text?: unknown; coding?: Array<{ display?: unknown }> }> };
@@ -99,10 +96,8 @@ function changeComment(raw: string | undefined): string | undefined {
   }
   const texts = reasons.map((r) => r.text ?? (Array.isArray(r.coding) ? r.coding[0]?.display : undefined)).filter((t): t is string => typeof t === 'string' && t.trim() !== '');
   const text = texts.join('; ').trim();
-  if (text.length > 1000) throw errors.header(ErrorCode.InvalidHeader, 'The reason in X-Provenance is longer than 1000 characters');
-  // The reason goes into the Provenance the server writes (not validated per write): checked here, as R4 and Samplan check any text.
-  if (CONTROL_CHARACTERS.test(text)) throw errors.header(ErrorCode.InvalidHeader, 'The reason in X-Provenance contains control characters');
-  if (looksLikeHtml(text)) throw errors.header(ErrorCode.InvalidHeader, 'The reason in X-Provenance contains text that looks like HTML tags, which is not allowed for security reasons');
+  const problem = reasonProblem(text);
+  if (problem) throw errors.header(ErrorCode.InvalidHeader, `The reason in X-Provenance ${problem}`);
   return text || undefined;
 }
 

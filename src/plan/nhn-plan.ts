@@ -25,6 +25,7 @@ import { errors, FhirError, issue } from '../fhir/outcomes.js';
 import type { Call, Services } from '../fhir/services.js';
 import type { FhirResponse } from '../fhir/types.js';
 import { parseETag } from '../fhir/writer.js';
+import { reasonProblem } from '../fhir/validation/security.js';
 import { EXTENSION, ZONE_LEVELS, type ZoneLevel } from './conventions.js';
 import { LAST_UPDATED_BY } from './provenance.js';
 
@@ -242,6 +243,8 @@ export function parseUpdate(body: unknown): NhnUpdate {
   if (version !== undefined && !(Number.isInteger(version) && (version as number) >= 1)) throw errors.badRequest('version must be the plan version you read (a whole number from 1)', 'version');
   if (status !== undefined && (typeof status !== 'string' || !status)) throw errors.badRequest('status must be a plan status (draft, active, on-hold, completed, revoked, entered-in-error)', 'status');
   if (comment !== undefined && (typeof comment !== 'string' || comment.trim() === '')) throw errors.badRequest('comment must be a non-empty string (or left out)', 'comment');
+  const problem = typeof comment === 'string' ? reasonProblem(comment) : undefined;
+  if (problem) throw errors.badRequest(`comment ${problem}`, 'comment');
   if (body.clinical_content === undefined) throw errors.badRequest('clinical_content is required: the plan\'s title, description and zones', 'clinical_content');
   return {
     clinical_content: parseClinicalContent(body.clinical_content),

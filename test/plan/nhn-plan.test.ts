@@ -421,6 +421,10 @@ describe('reading NHN JSON', () => {
     ['a version that is not a whole number', { version: '3', clinical_content: { title: 'T', zones: [] } }, 'version'],
     ['an unknown field', { version: 1, subject: { nin: 'x' }, clinical_content: { title: 'T', zones: [] } }, 'subject'],
     ['an empty comment', { version: 1, comment: '', clinical_content: { title: 'T', zones: [] } }, 'comment'],
+    // The comment becomes the reason in the Provenance the server writes unvalidated.
+    ['a comment with HTML', { version: 1, comment: 'se <script>alert(1)</script>', clinical_content: { title: 'T', zones: [] } }, 'comment'],
+    ['a comment with control characters', { version: 1, comment: 'bell \u0007', clinical_content: { title: 'T', zones: [] } }, 'comment'],
+    ['a comment of more than 1000 characters', { version: 1, comment: 'x'.repeat(1001), clinical_content: { title: 'T', zones: [] } }, 'comment'],
   ])('refuses an update with %s', (_name, body, expression) => {
     const r = bad(() => parseUpdate(body));
     expect(r.status).toBe(400);

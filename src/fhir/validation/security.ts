@@ -60,3 +60,18 @@ export function securityVisitor(issues: Issues): Visitor {
     },
   };
 }
+
+// Below U+0020 only tab, line feed and carriage return belong in text (R4 string).
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
+
+/**
+ * What is wrong, if anything, with the reason for a change (X-Provenance, NHN's `comment`): it
+ * goes into the Provenance the server writes without validating it per write, so it is held to
+ * what validation would ask of any text, here, where it comes in.
+ */
+export function reasonProblem(text: string): string | undefined {
+  if (text.length > 1000) return 'is longer than 1000 characters';
+  if (CONTROL_CHARACTERS.test(text)) return 'contains control characters';
+  if (looksLikeHtml(text)) return 'contains text that looks like HTML tags, which is not allowed for security reasons';
+  return undefined;
+}
