@@ -167,16 +167,15 @@ export function auditEvent(record: AuditRecord): StoredAuditEvent {
   return { id, recorded, patientId, content: JSON.stringify(event) };
 }
 
-// The rows go as one JSON text, each record's JSON inside it as is: `json` (unlike jsonb) keeps
-// the text it is given, so the record is stored exactly as made, without being escaped into a
-// string and unescaped again (records are kilobytes; text[] parameters would be escaped
-// character by character in JavaScript).
+// The rows go as one JSON text: JSON.stringify is native, where text[] parameters would be escaped
+// character by character in JavaScript (the records are kilobytes each). Each record is a string
+// in it, not embedded JSON: PostgreSQL's JSON functions refuse a \u0000 escape inside embedded
+// JSON (one in an error message echoing a request failed the audit write: found by the fuzzer).
 const INSERT = `INSERT INTO audit_events (id, recorded, patient_id, content)
-  SELECT id, recorded, patient_id, content::text FROM json_to_recordset($1::text::json) AS x(id text, recorded timestamptz, patient_id text, content json)`;
+  SELECT id, recorded, patient_id, content FROM json_to_recordset($1::text::json) AS x(id text, recorded timestamptz, patient_id text, content text)`;
 
 function insertParams(rows: StoredAuditEvent[]): unknown[] {
-  const json = rows.map((r) => `{"id":${JSON.stringify(r.id)},"recorded":${JSON.stringify(r.recorded)},"patient_id":${JSON.stringify(r.patientId)},"content":${r.content}}`);
-  return [`[${json.join(',')}]`];
+  return [JSON.stringify(rows.map((r) => ({ id: r.id, recorded: r.recorded, patient_id: r.patientId, content: r.content })))];
 }
 
 export class AuditWriter {
