@@ -124,7 +124,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
         scopes: apiScopes(config.security.audience),
         dataDir: config.dataDir,
       });
-  const authenticate = options.authenticate ?? (await createSecurity(config.security, db, idp, privacy)).authenticate;
+  const authenticate = options.authenticate ?? (await createSecurity(config.security, db, idp, lookupPrivacy)).authenticate;
 
   // One delivery worker per instance; they share the work through the database.
   const delivery = options.delivery === false ? undefined : startDelivery(db, { writer, baseUrl: config.baseUrl, logger, ...options.delivery });

@@ -1,6 +1,6 @@
 /** What the interactions run against: the database, the repository and the write pipeline. */
 import type { PageTokens } from '../search/page-tokens.js';
-import type { PatientPrivacy } from '../security/privacy.js';
+import type { PrivacyLookup } from '../security/privacy.js';
 import type { Database, Queryable } from '../store/db.js';
 import type { ResourceStore } from '../store/resources.js';
 import type { FhirRequest, RequestContext } from './types.js';
@@ -13,7 +13,7 @@ export interface Services {
   /** Seals the parameters of POSTed searches into their paging links. */
   pages: PageTokens;
   /** A patient's privacy settings by national id (cached: src/security/privacy-cache.ts). */
-  privacy: (nin: string) => Promise<PatientPrivacy>;
+  privacy: PrivacyLookup;
 }
 
 /** One invocation of an interaction: the request, who is asking, and the connection to use (a transaction inside Bundles). */

@@ -209,7 +209,7 @@ export class ResourceWriter {
   /**
    * Creates a record the server builds itself from values already checked (the Provenance of a
    * write): through the hooks and the index like any resource, but not validated on every write —
-   * a third of a single create's CPU. Its builder's tests validate every shape it can take.
+   * it was more than half of a single write's validation. Its builder's tests validate what it writes.
    */
   async createRecord(q: Queryable, ctx: RequestContext, resource: Resource): Promise<WriteResult> {
     return this.createAs(q, ctx, { ...resource, id: crypto.randomUUID() } as Resource, true);

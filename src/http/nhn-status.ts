@@ -10,9 +10,9 @@ import { type Database, forReading } from '../store/db.js';
 import { CONSISTENCY_HEADER, withConsistency } from '../store/replica.js';
 import type { RequestAuth } from './server.js';
 import type { AuthRequest } from '../security/authenticate.js';
-import type { PatientPrivacy } from '../security/privacy.js';
+import type { PrivacyLookup } from '../security/privacy.js';
 
-export function registerNhnStatus(app: FastifyInstance, options: { db: Database; privacy: (nin: string) => Promise<PatientPrivacy>; baseUrl: string; authenticate: (req: AuthRequest) => Promise<RequestAuth> }): void {
+export function registerNhnStatus(app: FastifyInstance, options: { db: Database; privacy: PrivacyLookup; baseUrl: string; authenticate: (req: AuthRequest) => Promise<RequestAuth> }): void {
   app.post('/status', async (req, reply) => {
     const auth = await options.authenticate({
       method: 'POST',

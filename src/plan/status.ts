@@ -9,7 +9,7 @@ import { ErrorCode, errors } from '../fhir/outcomes.js';
 import type { Operation } from '../fhir/operations.js';
 import type { FhirResponse } from '../fhir/types.js';
 import type { Principal } from '../security/principal.js';
-import type { PatientPrivacy } from '../security/privacy.js';
+import type { PrivacyLookup } from '../security/privacy.js';
 import { isValidNin } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import { forReading, type Queryable } from '../store/db.js';
@@ -24,7 +24,7 @@ export interface PlanStatus {
 const PLAN_CONTENT = ['CarePlan', 'Condition', 'Goal', 'ServiceRequest', 'CareTeam'];
 
 /** `q` answers the plan query; `lookup` the patient's privacy settings (the cache, which a write of them empties at commit). */
-export async function planStatus(q: Queryable, lookup: (nin: string) => Promise<PatientPrivacy>, principal: Principal | undefined, nin: string): Promise<PlanStatus> {
+export async function planStatus(q: Queryable, lookup: PrivacyLookup, principal: Principal | undefined, nin: string): Promise<PlanStatus> {
   if (!isValidNin(nin)) throw errors.badRequest('nin must be a valid fødselsnummer or D-nummer');
   const privacy = await lookup(nin);
   const isBlocked = principal?.kind === 'personnel' && privacy.blockedHpr.has(principal.hpr);

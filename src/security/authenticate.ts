@@ -11,7 +11,7 @@ import type { DpopVerifier } from './dpop.js';
 import * as headers from './headers.js';
 import { PrincipalAccess } from './policy.js';
 import { type Citizen, type Machine, type Personnel, type Principal, patientNinOf } from './principal.js';
-import type { PatientPrivacy } from './privacy.js';
+import type { PrivacyLookup } from './privacy.js';
 import { challenge, type Claims, type TokenVerifier, type VerifiedToken } from './tokens.js';
 
 export interface AuthRequest {
@@ -45,7 +45,7 @@ const text = (v: unknown): string | undefined => (typeof v === 'string' && v !==
 export class Authenticator {
   constructor(
     /** The patient's privacy settings by national id (src/security/privacy-cache.ts). */
-    private readonly privacy: (nin: string) => Promise<PatientPrivacy>,
+    private readonly privacy: PrivacyLookup,
     private readonly verifier: TokenVerifier,
     private readonly dpop: DpopVerifier,
     private readonly options: AuthenticatorOptions,

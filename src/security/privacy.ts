@@ -34,6 +34,9 @@ export interface PatientPrivacy {
   blockedHpr: ReadonlySet<string>;
 }
 
+/** Finds a patient's privacy settings by national id (the cache in privacy-cache.ts, in the server). */
+export type PrivacyLookup = (nin: string) => Promise<PatientPrivacy>;
+
 /**
  * A privacy setting as the Consent that `privacyFrom` reads: the category, the patient, and the
  * provision (permit for plan consent, deny for the others; a block names the clinician in

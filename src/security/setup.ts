@@ -11,7 +11,7 @@ import { Authenticator } from './authenticate.js';
 import { apiScopes } from './claims.js';
 import { serverSecret } from '../store/secrets.js';
 import { DpopVerifier } from './dpop.js';
-import type { PrivacyCache } from './privacy-cache.js';
+import type { PrivacyLookup } from './privacy.js';
 import { discoverIssuer, localIssuer, TokenVerifier, type TrustedIssuer } from './tokens.js';
 
 export interface Security {
@@ -25,7 +25,7 @@ export interface LocalIssuer {
   jwks: { keys: unknown[] };
 }
 
-export async function createSecurity(config: SecurityConfig, db: Database, embedded: LocalIssuer | undefined, privacy: PrivacyCache): Promise<Security> {
+export async function createSecurity(config: SecurityConfig, db: Database, embedded: LocalIssuer | undefined, privacy: PrivacyLookup): Promise<Security> {
   const issuers: TrustedIssuer[] = [];
   if (config.helseIdIssuer) issuers.push(await discoverIssuer(config.helseIdIssuer, 'personnel'));
   if (config.helsenorgeIssuer) issuers.push(await discoverIssuer(config.helsenorgeIssuer, 'citizen'));
@@ -41,7 +41,7 @@ export async function createSecurity(config: SecurityConfig, db: Database, embed
     clockToleranceSeconds: config.clockToleranceSeconds,
     allowBearer: config.allowBearer,
   });
-  const authenticator = new Authenticator((nin) => privacy.lookup(nin), verifier, dpop, {
+  const authenticator = new Authenticator(privacy, verifier, dpop, {
     scopes: apiScopes(config.audience),
     allowBearer: config.allowBearer,
     allowedRoles: new Set(config.allowedRoles),

@@ -31,6 +31,11 @@ export interface DeferredStatement {
   fail?: (err: unknown) => unknown;
 }
 
+/** What a transaction throws when its deferred statement failed with `err`. */
+export function deferredFailure(statement: DeferredStatement | undefined, err: unknown): unknown {
+  return statement?.fail ? statement.fail(err) : err;
+}
+
 /**
  * Runs a driver's transaction with the Transaction interface: `begin` opens it, passes the
  * body its query function, and commits when the body resolves — with the deferred statements,

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
-import { type Database, runTransaction, type Transaction } from './db.js';
+import { type Database, deferredFailure, runTransaction, type Transaction } from './db.js';
 
 export interface PgliteOptions {
   /** Directory for the data files; `undefined` keeps the database in memory. */
@@ -44,7 +44,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
               try {
                 await t.query(s.text, s.params as unknown[]);
               } catch (err) {
-                throw s.fail ? s.fail(err) : err;
+                throw deferredFailure(s, err);
               }
             }
             return value;

@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { DatabaseUnavailableError, type DeferredStatement, type Queryable, runTransaction, sqlState, type Database, type Transaction } from './db.js';
+import { DatabaseUnavailableError, type DeferredStatement, deferredFailure, type Queryable, runTransaction, sqlState, type Database, type Transaction } from './db.js';
 
 export interface PostgresOptions {
   max?: number;
@@ -64,11 +64,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     })) as T;
     const settled = await settling;
     const failed = settled.findIndex((r) => r.status === 'rejected');
-    if (failed >= 0) {
-      const reason = (settled[failed] as PromiseRejectedResult).reason;
-      const fail = deferred[failed]?.fail;
-      throw fail ? fail(reason) : reason;
-    }
+    if (failed >= 0) throw deferredFailure(deferred[failed], (settled[failed] as PromiseRejectedResult).reason);
     return value;
   }
   // Fail at start-up rather than on the first request when the server is unreachable.
