@@ -9,16 +9,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   brief,
   Clinician,
-  cluster,
-  type Cluster,
-  createDatabase,
   goal,
   inParallel,
   isOutcome,
   observation,
+  registerPatient,
   RELIABILITY_SYSTEM,
   type Reply,
-  registerPatient,
   type Running,
   scale,
   searchAll,
@@ -26,9 +23,9 @@ import {
   sleep,
   startServer,
   type TestPatient,
-  tempDir,
   versionOf,
   waitFor,
+  workspace,
 } from './support.js';
 
 const WRITES = scale(2000, 400);
@@ -169,17 +166,12 @@ describe('crash safety', () => {
 
   for (const kind of ['postgres', 'pglite'] as const) {
     it(`kill -9 of the server during ${WRITES} concurrent writes loses no acknowledged write (${kind})`, async () => {
-      const data = tempDir();
-      cleanup.push(() => data.remove());
-      let pg: Cluster | undefined;
-      if (kind === 'postgres') {
-        pg = cluster(true);
-        cleanup.push(() => pg?.destroy());
-      }
-      const env = serverEnv(data.dir, pg ? await createDatabase(pg, 'crash') : undefined);
+      const ws = await workspace(kind, 'crash', true);
+      cleanup.push(() => ws.remove());
+      const env = serverEnv(ws.dir, ws.databaseUrl);
       let server: Running = await startServer(env);
       cleanup.push(() => server.stop());
-      const c = await Clinician.login(server, data.dir);
+      const c = await Clinician.login(server, ws.dir);
       const w = await prepare(c, 100);
 
       const { acked, replies } = await writeWhile(c, w, WRITES, Math.floor(WRITES * 0.4), () => server.kill('SIGKILL'));
@@ -200,13 +192,12 @@ describe('crash safety', () => {
   }
 
   it(`an immediate shutdown of PostgreSQL during ${WRITES} concurrent writes: the server recovers by itself, no acknowledged write is lost`, async () => {
-    const data = tempDir();
-    cleanup.push(() => data.remove());
-    const pg = cluster(true);
-    cleanup.push(() => pg.destroy());
-    const server = await startServer(serverEnv(data.dir, await createDatabase(pg, 'crash_pg')));
+    const ws = await workspace('postgres', 'crash_pg', true);
+    cleanup.push(() => ws.remove());
+    const { pg } = ws;
+    const server = await startServer(serverEnv(ws.dir, ws.databaseUrl));
     cleanup.push(() => server.stop());
-    const c = await Clinician.login(server, data.dir);
+    const c = await Clinician.login(server, ws.dir);
     const w = await prepare(c, 200);
 
     const { acked, replies } = await writeWhile(c, w, WRITES, Math.floor(WRITES * 0.3), async () => {

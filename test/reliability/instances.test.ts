@@ -9,9 +9,6 @@ import {
   brief,
   carePlan,
   Clinician,
-  cluster,
-  type Cluster,
-  createDatabase,
   errorCode,
   isOutcome,
   observation,
@@ -24,9 +21,10 @@ import {
   serverEnv,
   sleep,
   startServer,
-  tempDir,
   versionOf,
   waitFor,
+  workspace,
+  type Workspace,
 } from './support.js';
 
 const UPDATERS = 100;
@@ -34,8 +32,7 @@ const CREATORS = 50;
 const CHANGES = scale(200, 60);
 
 describe('two server instances on one PostgreSQL database', () => {
-  let pg: Cluster;
-  let data: ReturnType<typeof tempDir>;
+  let ws: Workspace | undefined;
   let servers: Running[] = [];
   let c: Clinician;
   let r: Receiver | undefined;
@@ -43,21 +40,19 @@ describe('two server instances on one PostgreSQL database', () => {
   const at = (i: number) => (servers[i % 2] as Running).url;
 
   beforeAll(async () => {
-    data = tempDir();
-    pg = cluster(false);
-    const db = await createDatabase(pg, 'instances');
-    const first = await startServer(serverEnv(data.dir, db));
+    const made = await workspace('postgres', 'instances');
+    ws = made;
+    const first = await startServer(serverEnv(made.dir, made.databaseUrl));
     // One public address for both (the load balancer's): same token issuer, same links. They share
     // the identity provider's keys through the database.
-    const second = await startServer(serverEnv(data.dir, db, { BASE_URL: `${first.url}/fhir` }));
+    const second = await startServer(serverEnv(made.dir, made.databaseUrl, { BASE_URL: `${first.url}/fhir` }));
     servers = [first, second];
-    c = await Clinician.login(first, data.dir);
+    c = await Clinician.login(first, made.dir);
   });
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.stop()));
     await r?.close();
-    pg?.destroy();
-    data?.remove();
+    ws?.remove();
   });
 
   it('serves one token and one database on both', async () => {

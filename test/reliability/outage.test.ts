@@ -8,14 +8,12 @@ import {
   brief,
   carePlan,
   Clinician,
-  cluster,
   type Cluster,
-  createDatabase,
   goal,
   isOutcome,
   observation,
-  type Reply,
   registerPatient,
+  type Reply,
   request,
   type Running,
   scale,
@@ -23,7 +21,8 @@ import {
   sleep,
   startServer,
   type TestPatient,
-  tempDir,
+  workspace,
+  type Workspace,
 } from './support.js';
 
 const OUTAGE_MS = scale(10_000, 6_000);
@@ -38,17 +37,18 @@ interface Timed extends Reply {
 }
 
 describe('PostgreSQL outage under load', () => {
+  let ws: Workspace | undefined;
   let pg: Cluster;
-  let data: ReturnType<typeof tempDir>;
   let server: Running;
   let c: Clinician;
   const patients: Array<TestPatient & { plan: string; goal: string }> = [];
 
   beforeAll(async () => {
-    data = tempDir();
-    pg = cluster(false);
-    server = await startServer(serverEnv(data.dir, await createDatabase(pg, 'outage')));
-    c = await Clinician.login(server, data.dir);
+    const made = await workspace('postgres', 'outage');
+    ws = made;
+    pg = made.pg;
+    server = await startServer(serverEnv(made.dir, made.databaseUrl));
+    c = await Clinician.login(server, made.dir);
     for (let n = 300; n < 304; n++) {
       const p = await registerPatient(c, n);
       const plan = await c.fhir('POST', 'CarePlan', p.nin, carePlan(p.id, 'Plan'));
@@ -58,8 +58,7 @@ describe('PostgreSQL outage under load', () => {
   });
   afterAll(async () => {
     await server?.stop();
-    pg?.destroy();
-    data?.remove();
+    ws?.remove();
   });
 
   it(`fails fast with 503 while PostgreSQL is stopped for ${OUTAGE_MS / 1000} s, and recovers without a restart`, async () => {

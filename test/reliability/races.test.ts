@@ -5,11 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Clinician,
   carePlan,
-  cluster,
-  type Cluster,
-  createDatabase,
+  Clinician,
   errorCode,
   isOutcome,
   registerPatient,
@@ -18,29 +15,27 @@ import {
   searchAll,
   serverEnv,
   startServer,
-  tempDir,
   versionOf,
+  workspace,
+  type Workspace,
 } from './support.js';
 
 const UPDATERS = 100;
 const CREATORS = 50;
 
 describe.each(['postgres', 'pglite'] as const)('races on %s', (kind) => {
-  let pg: Cluster | undefined;
-  let data: ReturnType<typeof tempDir>;
+  let ws: Workspace | undefined;
   let server: Running;
   let c: Clinician;
 
   beforeAll(async () => {
-    data = tempDir();
-    pg = kind === 'postgres' ? cluster(false) : undefined;
-    server = await startServer(serverEnv(data.dir, pg ? await createDatabase(pg, 'races') : undefined));
-    c = await Clinician.login(server, data.dir);
+    ws = await workspace(kind, 'races');
+    server = await startServer(serverEnv(ws.dir, ws.databaseUrl));
+    c = await Clinician.login(server, ws.dir);
   });
   afterAll(async () => {
     await server?.stop();
-    pg?.destroy();
-    data?.remove();
+    ws?.remove();
   });
 
   it(`${UPDATERS} concurrent If-Match updates of one version: exactly one wins, the rest get 412 with an OperationOutcome`, async () => {

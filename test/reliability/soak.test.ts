@@ -10,22 +10,19 @@ import {
   brief,
   carePlan,
   Clinician,
-  cluster,
-  type Cluster,
-  createDatabase,
   goal,
   median,
   observation,
-  type Reply,
   registerPatient,
+  type Reply,
   type Running,
-  SHORT,
   scale,
   serverEnv,
+  SHORT,
   sleep,
   startServer,
   type TestPatient,
-  tempDir,
+  workspace,
 } from './support.js';
 
 // SOAK_SECONDS overrides the duration (warm-up: a tenth of it, at least 8 s).
@@ -48,16 +45,11 @@ describe.each(KINDS)('soak on %s', (kind) => {
   });
 
   it(`serves mixed load for ${DURATION_MS / 1000} s without an error and with flat memory`, async () => {
-    const data = tempDir();
-    cleanup.push(() => data.remove());
-    let pg: Cluster | undefined;
-    if (kind === 'postgres') {
-      pg = cluster(false);
-      cleanup.push(() => pg?.destroy());
-    }
-    const server: Running = await startServer(serverEnv(data.dir, pg ? await createDatabase(pg, 'soak') : undefined));
+    const ws = await workspace(kind, 'soak');
+    cleanup.push(() => ws.remove());
+    const server: Running = await startServer(serverEnv(ws.dir, ws.databaseUrl));
     cleanup.push(() => server.stop());
-    const c = await Clinician.login(server, data.dir);
+    const c = await Clinician.login(server, ws.dir);
     const patients: Array<TestPatient & { plan: string; goal: string }> = [];
     for (let n = 500; n < 500 + PATIENTS; n++) {
       const p = await registerPatient(c, n);

@@ -84,6 +84,33 @@ export async function createDatabase(c: Cluster, name: string): Promise<string> 
   return url.toString();
 }
 
+/** Where one test's server keeps its data: a fresh directory and, on PostgreSQL, a throwaway cluster with a new database. */
+export interface Workspace {
+  dir: string;
+  pg?: Cluster;
+  databaseUrl?: string;
+  /** Destroys the cluster (if any) and removes the directory. */
+  remove(): void;
+}
+
+export async function workspace(kind: 'postgres', name: string, durable?: boolean): Promise<Workspace & { pg: Cluster; databaseUrl: string }>;
+export async function workspace(kind: 'postgres' | 'pglite', name: string, durable?: boolean): Promise<Workspace>;
+export async function workspace(kind: 'postgres' | 'pglite', name: string, durable = false): Promise<Workspace> {
+  const data = tempDir();
+  const pg = kind === 'postgres' ? cluster(durable) : undefined;
+  const remove = () => {
+    pg?.destroy();
+    data.remove();
+  };
+  try {
+    const databaseUrl = pg ? await createDatabase(pg, name) : undefined;
+    return { dir: data.dir, ...(pg ? { pg } : {}), ...(databaseUrl ? { databaseUrl } : {}), remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}
+
 /** Environment of a server under test: quiet, no demo data, no rate limit in the way of the load. */
 export function serverEnv(dataDir: string, databaseUrl?: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
