@@ -240,4 +240,19 @@ DROP INDEX audit_events_recorded;
 CREATE INDEX audit_events_recorded ON audit_events USING brin (recorded);
 `,
   },
+  {
+    // A GIN index collects new entries in a pending list, and every search reads the whole list
+    // until VACUUM merges it into the index. The compartment indexes answer every patient-scoped
+    // read (search, _include, the privacy lookup, the status check), and the embedded database has
+    // no autovacuum: after 2,500 writes a one-patient lookup read 39 pages instead of 3 and took
+    // 10 ms instead of 0.3. A resource adds one or two compartment keys, so inserting them into the
+    // index directly costs little.
+    id: '010-compartments-without-pending-list',
+    sql: `
+ALTER INDEX resources_compartments SET (fastupdate = off);
+ALTER INDEX resources_consent_compartments SET (fastupdate = off);
+SELECT gin_clean_pending_list('resources_compartments'::regclass);
+SELECT gin_clean_pending_list('resources_consent_compartments'::regclass);
+`,
+  },
 ];

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { type Database, deferredFailure, runTransaction, type Transaction } from './db.js';
+import { PreparedStatements } from './pglite-statements.js';
 
 export interface PgliteOptions {
   /** Directory for the data files; `undefined` keeps the database in memory. */
@@ -10,7 +11,7 @@ export interface PgliteOptions {
   loadDataDir?: Blob | File;
 }
 
-const ANALYZE_EVERY = 1000;
+const MAINTAIN_EVERY = 1000;
 
 /** Embedded PostgreSQL (WASM). One connection: queries and transactions are serialised by PGlite. */
 export async function openPglite(options: PgliteOptions = {}): Promise<Database & { dump(): Promise<Blob> }> {
@@ -22,27 +23,43 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
     parsers: { [types.INT8]: (v: string) => Number(v) },
   });
   await pg.waitReady;
-  // PGlite runs PostgreSQL in single-user mode: no autovacuum, so nothing keeps the planner's
-  // statistics current (without them it misjudges, e.g., the status check's plan by 20×). Like
-  // autovacuum's analyze threshold: after every ANALYZE_EVERY committed transactions, and at open.
+  // PGlite runs PostgreSQL in single-user mode: no autovacuum. Two parts of its work matter here,
+  // done like autovacuum's thresholds — after every MAINTAIN_EVERY committed transactions, and at
+  // open: statistics for the planner (without them it misjudges, e.g., the status check's plan by
+  // 20×), and merging GIN indexes' pending lists (a search reads the whole list; migration 010
+  // turns the list off for the compartment indexes, the trigram index keeps it for cheap writes).
   let committed = 0;
-  const analyze = () => void pg.query('ANALYZE').catch(() => undefined);
-  analyze();
+  const maintain = () =>
+    void pg
+      .exec(`ANALYZE; SELECT gin_clean_pending_list(c.oid) FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'gin' AND c.relkind = 'i'`)
+      .catch(() => undefined);
+  maintain();
+  const statements = new PreparedStatements(pg);
   return {
     kind: 'pglite',
-    async query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
-      const result = await pg.query<R>(text, params as unknown[] | undefined);
-      return result.rows;
+    query<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
+      // PGlite's locks, as its own query() takes them: no transaction open, one statement at a time.
+      return pg._runExclusiveTransaction(() =>
+        pg._runExclusiveQuery(async () => {
+          const rows = await statements.run<R>(text, params);
+          await pg.syncToFs();
+          return rows;
+        }),
+      );
     },
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       const result = await runTransaction(
         (body, deferred) =>
           pg.transaction(async (t) => {
-            const value = await body(async <R>(text: string, params?: readonly unknown[]) => (await t.query<R>(text, params as unknown[] | undefined)).rows);
+            const run = <R>(text: string, params?: readonly unknown[]): Promise<R[]> => {
+              if (t.closed) throw new Error('Transaction is closed');
+              return pg._runExclusiveQuery(() => statements.run<R>(text, params));
+            };
+            const value = await body(run);
             // In process there is no round trip to save: the deferred statements simply run last.
             for (const s of deferred) {
               try {
-                await t.query(s.text, s.params as unknown[]);
+                await run(s.text, s.params);
               } catch (err) {
                 throw deferredFailure(s, err);
               }
@@ -51,7 +68,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
           }),
         fn,
       );
-      if (++committed % ANALYZE_EVERY === 0) analyze();
+      if (++committed % MAINTAIN_EVERY === 0) maintain();
       return result;
     },
     async listen(channel, onNotify, onListening) {

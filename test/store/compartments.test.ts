@@ -1,0 +1,63 @@
+/**
+ * The compartment indexes answer every patient-scoped read. A GIN index's pending list would make
+ * each lookup read every entry added since the last VACUUM — and the embedded database has no
+ * autovacuum — so migration 010 inserts into them directly: a one-patient lookup reads a few index
+ * pages however many writes came before.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/store/db.js';
+import { openTestDatabase, type TestDatabase } from '../support/db.js';
+
+let t: TestDatabase;
+let db: Database;
+
+beforeAll(async () => {
+  t = await openTestDatabase();
+  db = t.db;
+});
+
+afterAll(async () => {
+  await t?.drop();
+});
+
+describe('the compartment indexes', () => {
+  it('have no pending list', async () => {
+    const rows = await db.query<{ name: string; options: string[] | null }>(
+      `SELECT c.relname AS name, c.reloptions AS options FROM pg_class c
+        WHERE c.relname IN ('resources_compartments', 'resources_consent_compartments') ORDER BY c.relname`,
+    );
+    expect(rows).toEqual([
+      { name: 'resources_compartments', options: ['fastupdate=off'] },
+      { name: 'resources_consent_compartments', options: ['fastupdate=off'] },
+    ]);
+  });
+
+  it('find one patient\'s rows from a few index pages after thousands of writes', async () => {
+    // 3,000 writes, one statement each as the API makes them, over 300 patients.
+    for (let i = 0; i < 3000; i++) {
+      await db.query(`INSERT INTO resources (type, id, version, last_updated, content, compartments) VALUES ($1, $2, 1, now(), '{}', $3::text[])`, [
+        i % 10 ? 'Goal' : 'Consent',
+        `pending-${i}`,
+        [`Patient/p${i % 300}`],
+      ]);
+    }
+    await db.query('ANALYZE resources');
+    for (const [index, condition] of [
+      ['resources_compartments', 'compartments && $1::text[] AND NOT deleted'],
+      ['resources_consent_compartments', `compartments @> $1::text[] AND type = 'Consent' AND NOT deleted`],
+    ] as const) {
+      const plan = (
+        await db.transaction(async (tx) => {
+          await tx.query('SET LOCAL enable_seqscan = off');
+          return tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT id FROM resources WHERE ${condition}`, [['Patient/p7']]);
+        })
+      )
+        .map((r) => r['QUERY PLAN'])
+        .join('\n');
+      const scan = new RegExp(`Bitmap Index Scan on ${index}[^\\n]*\\n(?:[^\\n]*\\n)*?\\s*Buffers: shared (?:hit=(\\d+))? ?(?:read=(\\d+))?`).exec(plan);
+      expect(scan, plan).not.toBeNull();
+      const pages = Number(scan?.[1] ?? 0) + Number(scan?.[2] ?? 0);
+      expect(pages, plan).toBeLessThanOrEqual(6);
+    }
+  });
+});
