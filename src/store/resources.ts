@@ -6,7 +6,7 @@
  */
 import { sql } from 'kysely';
 import type { IndexRows } from '../search/extract.js';
-import type { Queryable } from './db.js';
+import type { Queryable, Transaction } from './db.js';
 import { compile, type Fragment } from './sql.js';
 
 /**
@@ -124,16 +124,22 @@ const INDEX = indexInsertCtes('r', 8);
 const METHOD = `$${INDEX.next}`;
 const RID = `$${INDEX.next + 1}`;
 
-const INSERT_SQL = `WITH r AS (
+/** The INSERT of a new resource; `skipExisting`: no row comes back when type/id exists, else that fails. */
+function insertSql(skipExisting: boolean): string {
+  return `WITH r AS (
   INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments)
   VALUES ($1, $2, $3, $4, $5, $6, $7::text[])
-  ON CONFLICT (type, id) DO NOTHING
+  ${skipExisting ? 'ON CONFLICT (type, id) DO NOTHING' : ''}
   RETURNING rid
 ),
 v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
   SELECT r.rid, $3, $1, $2, $4, ${METHOD}, $6 FROM r),
 ${INDEX.sql}
 SELECT rid FROM r`;
+}
+
+const INSERT_SQL = insertSql(true);
+const INSERT_WITH_COMMIT_SQL = insertSql(false);
 
 // The DELETE and INSERT of index rows run in one statement: sub-statements share one snapshot,
 // so the DELETE cannot see (and remove) the rows the INSERT adds.
@@ -217,6 +223,15 @@ export class ResourceStore {
   async insert(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<number | undefined> {
     const rows = await q.query<{ rid: number }>(INSERT_SQL, versionParams(v, index));
     return rows[0]?.rid;
+  }
+
+  /**
+   * Inserts version 1 of a resource with a new, server-made id as the transaction's last
+   * statement, sent with COMMIT (Transaction.defer): for records no statement of the transaction
+   * reads. An id that exists fails the transaction.
+   */
+  insertWithCommit(tx: Transaction, v: NewVersion, index: IndexRows | undefined): void {
+    tx.defer({ text: INSERT_WITH_COMMIT_SQL, params: versionParams(v, index) });
   }
 
   /**

@@ -181,6 +181,32 @@ describe('provenance', () => {
     expect(param(latest!, 'author')?.valueString).toBe('Kari Lindqvist (HPR 9144901)');
   });
 
+  it('stores a change only with its Provenance: when the record cannot be written, the change is not made', async () => {
+    const db = t.database.db;
+    const before = (await gp('GET', `CarePlan/${planId}`)).body as CarePlan;
+    const provenances = async () => (await t.system<Bundle>('GET', 'Provenance?_summary=count')).body.total;
+    const recorded = await provenances();
+    const goals = async () => (await gp('GET', `Goal?subject=Patient/${patient}&_summary=count`)).body.total;
+    const goalsBefore = await goals();
+    await db.query(`CREATE FUNCTION fail_provenance() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$`);
+    await db.query(`CREATE TRIGGER provenance_broken BEFORE INSERT ON resources FOR EACH ROW WHEN (NEW.type = 'Provenance') EXECUTE FUNCTION fail_provenance()`);
+    try {
+      const res = await gp('PUT', `CarePlan/${planId}`, { ...before, description: 'Skal ikke lagres' });
+      expect(res.status).toBe(500);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      const goal = await gp('POST', 'Goal', { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Skal ikke lagres' }, subject: { reference: `Patient/${patient}` } });
+      expect(goal.status).toBe(500);
+    } finally {
+      await db.query('DROP TRIGGER provenance_broken ON resources');
+      await db.query('DROP FUNCTION fail_provenance()');
+    }
+    const after = (await gp('GET', `CarePlan/${planId}`)).body as CarePlan;
+    expect(after.meta?.versionId).toBe(before.meta?.versionId);
+    expect(after.description).toBe(before.description);
+    expect(await goals()).toBe(goalsBefore);
+    expect(await provenances()).toBe(recorded);
+  });
+
   it('tags what the patient and their representative write', async () => {
     const own = { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Klare trappene hjemme' }, subject: { reference: `Patient/${patient}` }, expressedBy: { reference: `Patient/${patient}` } };
     const self = await anne('POST', 'Goal', own);
