@@ -16,6 +16,14 @@ import { sqlState } from './db.js';
 /** Prepared statements kept per database; the least recently used one is closed beyond this. */
 const MAX_STATEMENTS = 256;
 
+/**
+ * Types whose binary form is their text in UTF-8 (text, json). A long value of one goes as bytes,
+ * encoded natively: PGlite's protocol writer measures a string's UTF-8 length in a JavaScript
+ * loop. Measured on a batch of 30 reads' audit records (90 KB of JSON): 2.67 → 2.05–2.3 ms.
+ */
+const UTF8_TYPES = new Set([25, 114]);
+const AS_BYTES_FROM = 256;
+
 /** SQLSTATEs after which a prepared statement must be prepared again (e.g. a table changed under it). */
 const STALE = new Set(['0A000', '26000']);
 
@@ -63,8 +71,10 @@ export class PreparedStatements {
     const statement = await this.#prepare(text);
     const values = params.map((value, i) => {
       if (value === null || value === undefined) return null;
-      const serializer = this.pg.serializers[statement.types[i] as number];
-      return serializer ? serializer(value) : String(value);
+      const type = statement.types[i] as number;
+      const serializer = this.pg.serializers[type];
+      const text = serializer ? serializer(value) : String(value);
+      return text.length >= AS_BYTES_FROM && UTF8_TYPES.has(type) ? Buffer.from(text, 'utf8') : text;
     });
     const messages = await this.#send(serialize.bind({ statement: statement.name, values }), serialize.describe({ type: 'P' }), serialize.execute({}));
     return (parse.parseResults(messages, this.pg.parsers)[0]?.rows ?? []) as R[];

@@ -39,6 +39,8 @@ describe('a statement run many times', () => {
     const rows: Row[] = [
       { id: 1, label: 'Ågot Ødegård', tags: ['Patient/a', 'Patient/b'], at, flag: true },
       { id: 2, label: null, tags: [], at: null, flag: false },
+      // Long text travels as UTF-8 bytes on the embedded database: letters outside ASCII and emoji survive.
+      { id: 3, label: 'Æøå – «hjemmesykepleie» 🫁\n'.repeat(200), tags: ['x'.repeat(300)], at, flag: true },
       { id: 9_007_199_254_740_991, label: 'quote \' and "double" and \\ backslash', tags: ['with,comma', 'with "quote"', 'NULL'], at, flag: null },
     ];
     // More executions than PostgreSQL's five custom plans: the later ones may use the generic plan.
