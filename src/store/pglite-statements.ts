@@ -73,8 +73,8 @@ export class PreparedStatements {
       if (value === null || value === undefined) return null;
       const type = statement.types[i] as number;
       const serializer = this.pg.serializers[type];
-      const text = serializer ? serializer(value) : String(value);
-      return text.length >= AS_BYTES_FROM && UTF8_TYPES.has(type) ? Buffer.from(text, 'utf8') : text;
+      const serialized = serializer ? serializer(value) : String(value);
+      return serialized.length >= AS_BYTES_FROM && UTF8_TYPES.has(type) ? Buffer.from(serialized, 'utf8') : serialized;
     });
     const messages = await this.#send(serialize.bind({ statement: statement.name, values }), serialize.describe({ type: 'P' }), serialize.execute({}));
     return (parse.parseResults(messages, this.pg.parsers)[0]?.rows ?? []) as R[];
