@@ -1,12 +1,17 @@
 /**
- * The compartment indexes answer every patient-scoped read. A GIN index's pending list would make
+ * GIN indexes and their pending lists. The compartment indexes answer every patient-scoped read. A GIN index's pending list would make
  * each lookup read every entry added since the last VACUUM — and the embedded database has no
  * autovacuum — so migration 010 inserts into them directly: a one-patient lookup reads a few index
  * pages however many writes came before.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/store/db.js';
-import { openTestDatabase, type TestDatabase } from '../support/db.js';
+import { migrate } from '../../src/store/migrate.js';
+import { openPglite } from '../../src/store/pglite.js';
+import { onServer, openTestDatabase, type TestDatabase } from '../support/db.js';
 
 let t: TestDatabase;
 let db: Database;
@@ -58,6 +63,46 @@ describe('the compartment indexes', () => {
       expect(scan, plan).not.toBeNull();
       const pages = Number(scan?.[1] ?? 0) + Number(scan?.[2] ?? 0);
       expect(pages, plan).toBeLessThanOrEqual(6);
+    }
+  });
+});
+
+describe('the embedded database\'s upkeep', () => {
+  // On a server, autovacuum merges the trigram index's pending list; PGlite has none, so the
+  // driver does it at open and every 1,000 transactions.
+  it.skipIf(onServer)('merges the text index\'s pending list at open, so a :contains search uses that index', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'samplan-upkeep-'));
+    /** The index a :contains search's plan scans, and how many of its pages it reads. */
+    const containsScan = async (d: Database) => {
+      const plan = (
+        await d.transaction(async (tx) => {
+          await tx.query('SET LOCAL enable_seqscan = off');
+          return tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT rid FROM idx_string WHERE norm LIKE '%lindqvist 17%'`);
+        })
+      )
+        .map((r) => r['QUERY PLAN'])
+        .join('\n');
+      const scan = /Bitmap Index Scan on (\w+)[^\n]*\n(?:[^\n]*\n)*?\s*Buffers: shared (?:hit=(\d+))? ?(?:read=(\d+))?/.exec(plan);
+      expect(scan, plan).not.toBeNull();
+      return { index: scan?.[1], pages: Number(scan?.[2] ?? 0) + Number(scan?.[3] ?? 0), plan };
+    };
+    try {
+      let embedded = await openPglite({ dataDir });
+      await migrate(embedded);
+      for (let i = 0; i < 2000; i++) {
+        await embedded.query('INSERT INTO idx_string (rid, sp, norm, exact) VALUES ($1, 1, $2, $2)', [i, `kari lindqvist ${i} hjemmesykepleien i bergen`]);
+      }
+      // With 2,000 rows in the pending list the planner avoided the trigram index here: it read the
+      // whole B-tree on norm (35 pages) and filtered 1,889 of 2,000 rows.
+      const before = await containsScan(embedded);
+      await embedded.close();
+      embedded = await openPglite({ dataDir });
+      const after = await containsScan(embedded);
+      await embedded.close();
+      expect(after.index, after.plan).toBe('idx_string_trgm');
+      expect(after.pages, after.plan).toBeLessThan(before.pages);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
