@@ -93,6 +93,27 @@ describe('a statement run many times', () => {
     }
   });
 
+  it('keeps many users\' statements and transactions apart when they come at once', async () => {
+    // New statement texts, first used by several callers at the same moment, between transactions.
+    const work = Array.from({ length: 40 }, async (_, k) => {
+      const id = 1000 + k;
+      if (k % 4 === 0) {
+        await db.transaction(async (tx) => {
+          await tx.query(INSERT, [id, `tx ${k}`, [`t${k}`], null, true]);
+          const [mine] = await tx.query<{ label: string }>('SELECT label FROM st_test WHERE id = $1 AND flag', [id]);
+          expect(mine?.label).toBe(`tx ${k}`);
+        });
+      } else {
+        await db.query(INSERT, [id, `single ${k}`, null, null, false]);
+      }
+      const [row] = await db.query<{ id: number; doubled: number }>('SELECT id, id * $2::int AS doubled FROM st_test WHERE id = $1', [id, 2]);
+      expect(row).toEqual({ id, doubled: id * 2 });
+    });
+    await Promise.all(work);
+    const [count] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM st_test WHERE id BETWEEN 1000 AND 1039');
+    expect(count?.n).toBe(40);
+  });
+
   it('prepares a statement again when its table changed under it', async () => {
     const all = 'SELECT * FROM st_test WHERE id = $1';
     expect(await db.query(all, [1])).toHaveLength(1);
