@@ -43,7 +43,8 @@ options:
   --htu URL        URL of the printed proof (default <server>/fhir/metadata)
   --jwk JSON       (proof) the DPoP private key printed with --dpop
   --token TOKEN    (proof) the DPoP-bound access token
-  --nonce NONCE    put this server nonce (from a DPoP-Nonce header) in the printed proof
+  --nonce=NONCE    put this server nonce (from a DPoP-Nonce header) in the printed proof
+                   (write it with "=": a nonce may begin with "-")
   --decode         also print the token's claims (to stderr)
 
 Without --dpop the token alone is printed, so TOKEN=$(npm run -s token -- clinician fastlege) works.
