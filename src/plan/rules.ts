@@ -14,7 +14,7 @@
 import type { CarePlan, Resource } from '@medplum/fhirtypes';
 import { ErrorCode, errors, FhirError, issue } from '../fhir/outcomes.js';
 import { parseLocalReference } from '../fhir/references.js';
-import type { PendingWrite, WriteHook } from '../fhir/writer.js';
+import type { PendingWrite, StoredWrite, WriteHook } from '../fhir/writer.js';
 import { isValidHpr, isValidNin, isValidOrgNr, OID } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import type { Queryable, Transaction } from '../store/db.js';
@@ -161,8 +161,14 @@ async function checkUniqueIdentifiers(w: PendingWrite): Promise<void> {
   }
 }
 
+interface Reference {
+  path: string;
+  type: string;
+  id: string;
+}
+
 /** Local references of the resource (not contained, not external). */
-function references(value: unknown, path: string, out: Array<{ path: string; type: string; id: string }>): void {
+function references(value: unknown, path: string, out: Reference[]): void {
   if (Array.isArray(value)) value.forEach((v, i) => references(v, `${path}[${i}]`, out));
   else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
@@ -174,26 +180,42 @@ function references(value: unknown, path: string, out: Array<{ path: string; typ
   }
 }
 
+const referencesOf = (resource: Resource): Reference[] => {
+  const refs: Reference[] = [];
+  references(resource, resource.resourceType, refs);
+  return refs;
+};
+
+interface Target {
+  type: string;
+  id: string;
+  compartments: string[];
+}
+
+const key = (r: { type: string; id: string }) => `${r.type}/${r.id}`;
+
+function lookUpTargets(q: Queryable, refs: readonly Reference[]): Promise<Target[]> {
+  return q.query<Target>(
+    'SELECT type, id, compartments FROM resources WHERE NOT deleted AND (type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
+    [refs.map((r) => r.type), refs.map((r) => r.id)],
+  );
+}
+
 /**
  * References resolve, and stay with the patient: a plan resource of one patient may not point at
  * another patient's data (it would publish it to the wrong patient, and show it in their history).
- * One query looks up the references of every resource given (a transaction's, at commit).
+ * One query looks up the references of every resource given (a transaction's, at commit) that
+ * `known` (targets already looked up) does not hold.
  */
-async function checkReferences(q: Queryable, resources: readonly Resource[]): Promise<void> {
-  const perResource = resources.map((resource) => {
-    const refs: Array<{ path: string; type: string; id: string }> = [];
-    references(resource, resource.resourceType, refs);
-    return refs;
-  });
+async function checkReferences(q: Queryable, resources: readonly Resource[], known: readonly Target[] = []): Promise<void> {
+  const perResource = resources.map(referencesOf);
   const all = perResource.flat();
   if (!all.length) return;
-  const rows = await q.query<{ type: string; id: string; compartments: string[] }>(
-    'SELECT type, id, compartments FROM resources WHERE NOT deleted AND (type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
-    [all.map((r) => r.type), all.map((r) => r.id)],
-  );
-  const found = new Map(rows.map((r) => [`${r.type}/${r.id}`, r.compartments]));
+  const found = new Map(known.map((r) => [key(r), r.compartments]));
+  const rest = all.filter((r) => !found.has(key(r)));
+  if (rest.length) for (const r of await lookUpTargets(q, rest)) found.set(key(r), r.compartments);
   for (const refs of perResource) {
-    const missing = refs.filter((r) => !found.has(`${r.type}/${r.id}`));
+    const missing = refs.filter((r) => !found.has(key(r)));
     if (missing.length) {
       throw new FhirError(
         422,
@@ -205,7 +227,7 @@ async function checkReferences(q: Queryable, resources: readonly Resource[]): Pr
     const patients = new Set(refs.filter((r) => r.type === 'Patient').map((r) => `Patient/${r.id}`));
     if (!patients.size) continue;
     const foreign = refs.filter((r) => {
-      const theirs = (found.get(`${r.type}/${r.id}`) ?? []).filter((c) => c.startsWith('Patient/'));
+      const theirs = (found.get(key(r)) ?? []).filter((c) => c.startsWith('Patient/'));
       return r.type !== 'Patient' && theirs.length > 0 && !theirs.some((c) => patients.has(c));
     });
     if (foreign.length) {
@@ -219,20 +241,51 @@ async function checkReferences(q: Queryable, resources: readonly Resource[]): Pr
   }
 }
 
-/** Resources of a transaction whose references are checked when it commits. */
-const toCheck = new WeakMap<Transaction, Resource[]>();
+/** A transaction's plan resources, whose references are checked when it commits. */
+interface PendingReferences {
+  resources: Resource[];
+  /**
+   * The first resource's targets, looked up as it is stored: the lookup goes out with the
+   * resource's own statement, one round trip less for a single write. What the transaction
+   * writes afterwards could change a target, so the result counts only while nothing has.
+   */
+  early?: Promise<Target[]>;
+  writesSinceEarly: number;
+}
+
+const toCheck = new WeakMap<Transaction, PendingReferences>();
 
 /** Entries of a transaction may refer to each other in any order: their references are checked when all are written. */
 async function checkReferencesAtCommit(q: Queryable, resource: Resource): Promise<void> {
   const tx = q as Partial<Transaction>;
   if (!tx.beforeCommit) return checkReferences(q, [resource]);
-  let list = toCheck.get(tx as Transaction);
-  if (!list) {
-    const resources: Resource[] = (list = []);
-    toCheck.set(tx as Transaction, resources);
-    tx.beforeCommit(() => checkReferences(q, resources));
+  let pending = toCheck.get(tx as Transaction);
+  if (!pending) {
+    const p: PendingReferences = (pending = { resources: [], writesSinceEarly: 0 });
+    toCheck.set(tx as Transaction, p);
+    tx.beforeCommit(async () => {
+      const early = p.early && p.writesSinceEarly === 0 && p.resources.length === 1 ? await p.early : undefined;
+      await checkReferences(q, p.resources, early);
+    });
   }
-  list.push(resource);
+  pending.resources.push(resource);
+}
+
+/** Starts the early lookup of PendingReferences when the transaction's first plan resource is stored; counts the writes after it. */
+function lookUpEarly(w: StoredWrite): void {
+  const pending = toCheck.get(w.q as Transaction);
+  if (!pending) return;
+  if (pending.early) {
+    pending.writesSinceEarly++;
+    return;
+  }
+  const [first, ...others] = pending.resources;
+  if (!first || others.length || first.resourceType !== w.type || first.id !== w.id) return;
+  const refs = referencesOf(first);
+  if (!refs.length) return;
+  pending.early = lookUpTargets(w.q, refs);
+  // Awaited at commit; a failure fails the transaction there (and the statements after it).
+  pending.early.catch(() => undefined);
 }
 
 /**
@@ -260,4 +313,5 @@ export const planRules: WriteHook = {
     }
     return next;
   },
+  storing: lookUpEarly,
 };

@@ -270,6 +270,30 @@ describe('identifiers and references', () => {
     expect(texts(res)).toContain('CarePlan.addresses[0].reference');
   });
 
+  // A single write's references are looked up as it is stored (with its own statement); what a
+  // later entry of the same transaction changes must still count. (Deletions are processed
+  // before creations; updates after them.)
+  it('checks references against what the whole transaction leaves: an entry moving a target to another patient is refused', async () => {
+    const [a, b] = [await newPatient(), await newPatient()];
+    const condition = await t.request('POST', 'Condition', { body: { resourceType: 'Condition', subject: { reference: `Patient/${a}` }, code: { text: 'KOLS' } } });
+    expect(condition.status).toBe(201);
+    const tx = await t.request('POST', '', {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: plan(a, { status: 'draft', addresses: [{ reference: `Condition/${condition.body.id}` }] }), request: { method: 'POST', url: 'CarePlan' } },
+          { resource: { ...condition.body, subject: { reference: `Patient/${b}` } }, request: { method: 'PUT', url: `Condition/${condition.body.id}` } },
+        ],
+      },
+    });
+    expect(tx.status, tx.text).toBe(422);
+    expect(codes(tx)).toEqual(['PATIENT_MISMATCH']);
+    expect((await t.request('GET', `Condition/${condition.body.id}`)).body.subject).toEqual({ reference: `Patient/${a}` });
+    const alone = await t.request('POST', 'CarePlan', { body: plan(a, { status: 'draft', addresses: [{ reference: `Condition/${condition.body.id}` }] }) });
+    expect(alone.status, alone.text).toBe(201);
+  });
+
   it('lets entries of a transaction refer to each other in any order', async () => {
     const patient = await newPatient();
     const tx = await t.request<Bundle>('POST', '', {
