@@ -1,5 +1,5 @@
 /** Search: every parameter type, modifiers, prefixes, OR/AND, chains, _has, includes, sorting, paging, result parameters. */
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Bundle, PractitionerRole, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticNin } from '../../src/no/identifiers.js';
 import { BASE, startTestServer, type TestServer } from '../support/app.js';
@@ -297,6 +297,31 @@ describe('_include and _revinclude', () => {
     const iterate = await search(`CarePlan?_id=${ids.plan}&_include=CarePlan:subject&_include:iterate=Patient:organization`);
     expect((iterate.entry ?? []).map((e) => e.resource?.id)).toContain(ids.org);
   });
+  // A page is read with one row more than it shows (to learn whether another page follows):
+  // includes follow the page's matches only.
+  it('includes what the page\'s matches refer to, page by page, forward and back', async () => {
+    const locations: string[] = [];
+    const roles: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      locations.push((await t.create({ resourceType: 'Location', name: `Sidevis ${i}` })).id);
+      const role: PractitionerRole = { resourceType: 'PractitionerRole', location: [{ reference: `Location/${locations[i]}` }], code: [{ coding: [{ system: 'http://example.org/paging', code: 'inc' }] }] };
+      roles.push((await t.create(role)).id);
+    }
+    const included = (b: Bundle) => (b.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id);
+    const first = await search('PractitionerRole?role=http://example.org/paging|inc&_sort=-_lastUpdated&_count=2&_include=PractitionerRole:location');
+    expect(matchIds(first)).toEqual([roles[2], roles[1]]);
+    expect(included(first).sort()).toEqual([locations[2], locations[1]].sort());
+    const next = await search((first.link?.find((l) => l.relation === 'next')?.url as string).slice(BASE.length + 1));
+    expect(matchIds(next)).toEqual([roles[0]]);
+    expect(included(next)).toEqual([locations[0]]);
+    const back = await search((next.link?.find((l) => l.relation === 'previous')?.url as string).slice(BASE.length + 1));
+    expect(matchIds(back)).toEqual([roles[2], roles[1]]);
+    expect(included(back).sort()).toEqual([locations[2], locations[1]].sort());
+    const star = await search('PractitionerRole?role=http://example.org/paging|inc&_sort=_lastUpdated&_count=1&_include=*');
+    expect(matchIds(star)).toEqual([roles[0]]);
+    expect(included(star)).toEqual([locations[0]]);
+  });
+
   it('reverse-includes resources that point at the matches', async () => {
     const b = await search(`Patient?_id=${ids.kari}&_revinclude=CarePlan:subject&_revinclude=Condition:subject`);
     expect((b.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id).sort()).toEqual([ids.plan, ids.copd].sort());
