@@ -26,7 +26,7 @@ import { publication } from './plan/publication.js';
 import { planRules } from './plan/rules.js';
 import { diffOperation, versionsOperation } from './plan/history.js';
 import { nhnPlanOperation } from './plan/nhn-plan.js';
-import { planStatusOperation } from './plan/status.js';
+import { planChanges, planStatusOperation } from './plan/status.js';
 import { installTemplates } from './plan/templates/index.js';
 import { approvalOperation, publishOperation } from './plan/workflow.js';
 import { searchRegistry } from './search/registry.js';
@@ -96,6 +96,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   writer.use(publication);
   writer.use(checkIns(store));
   writer.use(subscriptionHook()); // outbox events in the write's transaction
+  writer.use(planChanges); // the status check's "last changed"
   const privacy = new PrivacyCache(db);
   writer.use(privacy.hook);
   await privacy.start();

@@ -17,7 +17,8 @@
  *   meta.profile, content by `serialize`, index rows and compartments by `extractIndex`, a history
  *   row, and `published_version` 1 where the original is published (as `$publish` leaves it);
  *   stored by `ResourceStore.insertMany` (one statement per batch: versions, history rows, index
- *   rows).
+ *   rows), with each patient's time of last plan change (`plan_changes`, for the status check) in
+ *   the same transaction.
  *
  * Validation is skipped: the copies are of validated resources, only ids and the national id (with
  * name, birth date and gender) change. To stay fast, each model's resources are extracted once per
@@ -30,6 +31,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Identifier, Patient, Provenance, Resource } from '@medplum/fhirtypes';
 import { serialize } from '../../src/fhir/writer.js';
+import { recordPlanChanges } from '../../src/plan/status.js';
 import { extractIndex, type IndexRows } from '../../src/search/extract.js';
 import { spHash } from '../../src/search/registry.js';
 import type { Database, Queryable } from '../../src/store/db.js';
@@ -304,7 +306,12 @@ export async function bulkLoad(options: BulkOptions): Promise<BulkResult> {
           const made = models.map((m) => templates(m, lastUpdated, options.baseUrl));
           const rows: NewResource[] = [];
           for (let n = first; n < last; n++) rows.push(...copyPatient(made[n % made.length] as Templates, n, lastUpdated, options.baseUrl, n - first < made.length));
-          const inserted = await store.insertMany(db, rows);
+          // With the patients' "last changed" for the status check, which the write pipeline keeps for the API's writes.
+          const inserted = await db.transaction(async (tx) => {
+            const n = await store.insertMany(tx, rows);
+            await recordPlanChanges(tx, rows);
+            return n;
+          });
           if (inserted !== rows.length) throw new Error(`inserted ${inserted} of ${rows.length} resources`);
           patients += last - first;
           resources += inserted;

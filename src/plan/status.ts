@@ -12,7 +12,8 @@ import type { Principal } from '../security/principal.js';
 import type { PrivacyLookup } from '../security/privacy.js';
 import { isValidNin } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
-import { forReading, type Queryable } from '../store/db.js';
+import { forReading, type Queryable, type Transaction } from '../store/db.js';
+import type { WriteHook } from '../fhir/writer.js';
 
 export interface PlanStatus {
   activeCarePlan: boolean;
@@ -20,8 +21,64 @@ export interface PlanStatus {
   privacySetting: { consent: boolean; hasReservationKjernejournal: boolean; isRestricted: boolean; isBlocked: boolean };
 }
 
-/** What changes "the plan": the plan and the resources it is made of. */
+/** What changes "the plan": the plan and the resources it is made of (also in migration 011). */
 const PLAN_CONTENT = ['CarePlan', 'Condition', 'Goal', 'ServiceRequest', 'CareTeam'];
+
+const RECORD_CHANGES = `INSERT INTO plan_changes (patient_id, changed) SELECT * FROM unnest($1::text[], $2::timestamptz[])
+  ON CONFLICT (patient_id) DO UPDATE SET changed = GREATEST(plan_changes.changed, excluded.changed)`;
+
+/** Notes a write of `type` at `at` for each patient in `compartments`, if it is plan content. */
+function noteChange(latest: Map<string, Date>, type: string, compartments: readonly string[], at: Date): void {
+  if (!PLAN_CONTENT.includes(type)) return;
+  for (const c of compartments) {
+    if (!c.startsWith('Patient/')) continue;
+    const patient = c.slice('Patient/'.length);
+    const known = latest.get(patient);
+    if (!known || at > known) latest.set(patient, at);
+  }
+}
+
+/** RECORD_CHANGES's parameters, in patient id order (two transactions about the same patients lock their rows in the same order). */
+function changeParams(latest: ReadonlyMap<string, Date>): [string[], string[]] {
+  const ids = [...latest.keys()].sort();
+  return [ids, ids.map((id) => (latest.get(id) as Date).toISOString())];
+}
+
+/** Records the plan changes of resources stored outside the write pipeline (the bulk loader). */
+export async function recordPlanChanges(q: Queryable, written: ReadonlyArray<{ type: string; compartments: readonly string[]; lastUpdated: string }>): Promise<void> {
+  const latest = new Map<string, Date>();
+  for (const w of written) noteChange(latest, w.type, w.compartments, new Date(w.lastUpdated));
+  if (latest.size) await q.query(RECORD_CHANGES, changeParams(latest));
+}
+
+/** A transaction's plan changes by patient, and the parameters of its deferred statement (filled as it writes). */
+const pendingChanges = new WeakMap<Transaction, { latest: Map<string, Date>; params: [string[], string[]] }>();
+
+/**
+ * Keeps the time of each patient's last plan change (created, changed or deleted plan content) in
+ * plan_changes, for the status check: one row per patient, stored with COMMIT.
+ */
+export const planChanges: WriteHook = {
+  async stored(w) {
+    const tx = w.q as Partial<Transaction>;
+    if (!tx.defer) {
+      await recordPlanChanges(w.q, [{ type: w.type, compartments: w.compartments, lastUpdated: w.version.lastUpdated.toISOString() }]);
+      return;
+    }
+    let pending = pendingChanges.get(tx as Transaction);
+    if (!pending) {
+      if (!PLAN_CONTENT.includes(w.type)) return;
+      const created = { latest: new Map<string, Date>(), params: [[], []] as [string[], string[]] };
+      pendingChanges.set(tx as Transaction, (pending = created));
+      // The arrays are read when the statement is sent, after every write of the transaction.
+      tx.defer({ text: RECORD_CHANGES, params: created.params });
+    }
+    noteChange(pending.latest, w.type, w.compartments, w.version.lastUpdated);
+    const [ids, times] = changeParams(pending.latest);
+    pending.params[0].splice(0, Infinity, ...ids);
+    pending.params[1].splice(0, Infinity, ...times);
+  },
+};
 
 /** `q` answers the plan query; `lookup` the patient's privacy settings (the cache, which a write of them empties at commit). */
 export async function planStatus(q: Queryable, lookup: PrivacyLookup, principal: Principal | undefined, nin: string): Promise<PlanStatus> {
@@ -34,11 +91,13 @@ export async function planStatus(q: Queryable, lookup: PrivacyLookup, principal:
   if (sharing && privacy.patientIds.length) {
     const status = searchRegistry().get('CarePlan', 'status')?.sp;
     // NOT deleted lets the compartment index (partial: live rows only) find the patient's rows; a deletion leaves no compartments anyway.
+    // "Last changed" is kept per patient by the write pipeline (planChanges below): one index
+    // lookup, however much the patient has; none for a patient who never had plan content.
     const rows = await q.query<{ active: boolean; changed: Date | null }>(
       `SELECT EXISTS (SELECT 1 FROM resources p WHERE p.type = 'CarePlan' AND NOT p.deleted AND p.compartments && $1::text[]
                         AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = p.rid AND t.sp = $2 AND t.code = 'active')) AS active,
-              (SELECT max(r.last_updated) FROM resources r WHERE r.compartments && $1::text[] AND NOT r.deleted AND r.type = ANY($3::text[])) AS changed`,
-      [privacy.patientIds.map((id) => `Patient/${id}`), status, PLAN_CONTENT],
+              (SELECT max(c.changed) FROM plan_changes c WHERE c.patient_id = ANY($3::text[])) AS changed`,
+      [privacy.patientIds.map((id) => `Patient/${id}`), status, privacy.patientIds],
     );
     active = rows[0]?.active ?? false;
     lastChanged = rows[0]?.changed ?? null;
@@ -77,7 +136,7 @@ export const planStatusOperation: Operation = {
     parameter: [
       { name: 'nin', use: 'in', min: 1, max: '1', type: 'string', documentation: "The patient's fødselsnummer or D-nummer" },
       { name: 'activeCarePlan', use: 'out', min: 1, max: '1', type: 'boolean', documentation: 'Whether the patient has an active plan (false without consent, or when opted out)' },
-      { name: 'lastChangedDateTime', use: 'out', min: 0, max: '1', type: 'dateTime', documentation: 'When the plan or a resource it is made of last changed' },
+      { name: 'lastChangedDateTime', use: 'out', min: 0, max: '1', type: 'dateTime', documentation: 'When the plan or a resource it is made of was last created, changed or deleted; absent if the patient never had a plan' },
       {
         name: 'privacySetting',
         use: 'out',

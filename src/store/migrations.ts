@@ -255,4 +255,22 @@ SELECT gin_clean_pending_list('resources_compartments'::regclass);
 SELECT gin_clean_pending_list('resources_consent_compartments'::regclass);
 `,
   },
+  {
+    // The status check's "last changed" was the newest of the patient's plan resources, read one
+    // by one through the compartment index: its cost grew with everything the patient had. The
+    // write pipeline now keeps the time of each patient's last plan change here (src/plan/status.ts),
+    // stored with COMMIT. Filled from what the database holds (the plan content types of status.ts).
+    id: '011-plan-changes',
+    sql: `
+CREATE TABLE plan_changes (
+  patient_id text PRIMARY KEY,
+  changed timestamptz NOT NULL
+);
+INSERT INTO plan_changes (patient_id, changed)
+SELECT substr(c, 9), max(r.last_updated)
+  FROM resources AS r, unnest(r.compartments) AS c
+ WHERE NOT r.deleted AND r.type IN ('CarePlan', 'Condition', 'Goal', 'ServiceRequest', 'CareTeam') AND c LIKE 'Patient/%'
+ GROUP BY 1;
+`,
+  },
 ];

@@ -5,10 +5,11 @@
  * care team finds at once. And the status check an EHR's badge uses: has the patient an active
  * plan, when did it change — without content, without an audit record, for machine tokens too.
  */
-import type { Bundle, CarePlan, Extension, Flag, Observation, Task } from '@medplum/fhirtypes';
+import type { Bundle, CarePlan, Extension, Flag, Goal, Observation, Task } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { citizenByKey } from '../../src/demo/population.js';
 import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION, PROFILE } from '../../src/plan/conventions.js';
+import { planStatus } from '../../src/plan/status.js';
 import { MEASUREMENT } from '../../src/plan/templates/build.js';
 import { startTestServer, type TestServer } from '../support/app.js';
 import { asCitizen, asClinician, machineToken, seedPatient } from '../support/security.js';
@@ -192,6 +193,44 @@ describe('status check', () => {
     const nobody = await ask(citizenByKey('gunnar').pid);
     expect(nobody.find((p) => p.name === 'activeCarePlan')?.valueBoolean).toBe(false);
     expect(nobody.find((p) => p.name === 'lastChangedDateTime')).toBeUndefined();
+  });
+
+  it('counts a deleted part of the plan as a change, and keeps patients apart', async () => {
+    const token = await machineToken(t);
+    const changed = async (n: string) => {
+      const res = await t.app.server.inject({ method: 'POST', url: '/status', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify({ nin: n }) });
+      expect(res.statusCode, res.body).toBe(200);
+      return JSON.parse(res.body).lastChangedDateTime as string | null;
+    };
+    const other = await seedPatient(t, 'bjorn');
+    const goal = (await t.system<Goal>('POST', 'Goal', { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Gå til postkassen' }, subject: { reference: `Patient/${patient}` } })).body;
+    const afterCreate = await changed(nin());
+    expect(afterCreate).toBe(goal.meta?.lastUpdated);
+    const bjorn = await changed(citizenByKey('bjorn').pid);
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await t.system('DELETE', `Goal/${goal.id}`)).status).toBe(204);
+    const afterDelete = await changed(nin());
+    expect(Date.parse(afterDelete as string)).toBeGreaterThan(Date.parse(afterCreate as string));
+    expect(await changed(citizenByKey('bjorn').pid)).toBe(bjorn);
+    expect(other).toBeTruthy();
+  });
+
+  // "Last changed" used to be the newest of the patient's plan resources, read one by one: the
+  // check grew with everything the patient had. It reads a few index pages, however many.
+  it('reads a few pages, however many plan resources the patient has', async () => {
+    const goals = Array.from({ length: 1000 }, (_, i) => ({
+      resource: { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: `Delmål ${i}` }, subject: { reference: `Patient/${patient}` } },
+      request: { method: 'POST', url: 'Goal' },
+    }));
+    expect((await t.system('POST', '', { resourceType: 'Bundle', type: 'transaction', entry: goals })).status).toBe(200);
+    const statements: Array<[string, readonly unknown[]]> = [];
+    const recording = { query: <R>(text: string, params?: readonly unknown[]) => (statements.push([text, params ?? []]), t.app.db.query<R>(text, params)) };
+    const status = await planStatus(recording, t.app.engine.services.privacy, undefined, nin());
+    expect(status.activeCarePlan).toBe(true);
+    const [text, params] = statements.find(([sql]) => sql.includes('plan_changes')) as [string, readonly unknown[]];
+    const [{ 'QUERY PLAN': [plan] }] = (await t.app.db.query<{ 'QUERY PLAN': Array<{ Plan: Record<string, number> }> }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`, params)) as [{ 'QUERY PLAN': Array<{ Plan: Record<string, number> }> }];
+    const pages = (plan?.Plan['Shared Hit Blocks'] ?? 0) + (plan?.Plan['Shared Read Blocks'] ?? 0);
+    expect(pages).toBeLessThan(30);
   });
 
   it('refuses a bad national id, a mismatch with nhn-patient-nin, and a citizen', async () => {
