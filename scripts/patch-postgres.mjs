@@ -1,4 +1,4 @@
-// Run by `npm install`/`npm ci` (postinstall): fixes three faults of postgres.js 3.4.x (the latest)
+// Run by `npm install`/`npm ci` (postinstall): fixes two faults of postgres.js 3.4.x (the latest)
 // when a connection dies, found by Samplan's reliability tests. Idempotent (each fix carries a
 // mark); a version that no longer has the code is left alone with a warning.
 //
@@ -15,20 +15,15 @@
 //    rejected, and the pending error is dropped with the socket. (Also rejecting what is still
 //    queued when the socket closes after an error, as #1142 does, kept a replica's pool from
 //    ever recovering after the replica restarted: test/reliability/replica.test.ts.)
-// 3. A reserved connection (sql.reserve(), which Samplan's transactions use) that closes is put
-//    back in the pool and may be reconnected for someone else; the reserved handle went on sending
-//    its queries there — in a new session, outside the transaction its caller thinks it is in,
-//    each committed on its own. Once the connection has closed (or been released), the handle
-//    refuses queries with CONNECTION_CLOSED, and releasing it again does nothing.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..', 'node_modules', 'postgres');
+const files = ['src', 'cjs/src', 'cf/src'].map((d) => path.join(root, d, 'connection.js')).filter((f) => existsSync(f));
 
-// Each fix: the file it changes, a mark, and the edits (text → replacement, every occurrence) that must all apply.
+// Each fix: a mark, and the edits (text → replacement, every occurrence) that must all apply.
 const fixes = [
   {
-    file: 'connection.js',
     mark: '/* samplan: guarded nextWrite */',
     edits: [
       [
@@ -40,7 +35,6 @@ const fixes = [
     ],
   },
   {
-    file: 'connection.js',
     mark: '/* samplan: no stale queries */',
     edits: [
       ['    query && queryError(query, err)\n', '    /* samplan: no stale queries */\n    query && (queryError(query, err), query = null)\n'],
@@ -49,24 +43,11 @@ const fixes = [
       ['  async function closed(hadError) {\n    incoming = Buffer.alloc(0)\n', '  async function closed(hadError) {\n    errorResponse = null\n    incoming = Buffer.alloc(0)\n'],
     ],
   },
-  {
-    file: 'index.js',
-    mark: '/* samplan: reserved until closed */',
-    edits: [
-      ['    c.reserved.release = true\n\n    const sql = Sql(handler)\n    sql.release = () => {\n', '    c.reserved.release = true\n    const mine = c.reserved\n\n    const sql = Sql(handler)\n    sql.release = () => {\n      if (c.reserved !== mine) return\n'],
-      [
-        '    function handler(q) {\n      c.queue === full\n        ? queue.push(q)\n        : c.execute(q) || move(c, full)\n    }\n  }\n\n  async function begin(',
-        "    function handler(q) {\n      /* samplan: reserved until closed */\n      if (c.reserved !== mine)\n        return q.reject(Errors.connection('CONNECTION_CLOSED', options))\n      c.queue === full\n        ? queue.push(q)\n        : c.execute(q) || move(c, full)\n    }\n  }\n\n  async function begin(",
-      ],
-    ],
-  },
 ];
 
-const files = ['src', 'cjs/src', 'cf/src'].flatMap((d) => ['connection.js', 'index.js'].map((name) => ({ name, file: path.join(root, d, name) }))).filter((f) => existsSync(f.file));
-
-for (const { name, file } of files) {
+for (const file of files) {
   let text = readFileSync(file, 'utf8');
-  for (const { mark, edits } of fixes.filter((f) => f.file === name)) {
+  for (const { mark, edits } of fixes) {
     if (text.includes(mark)) continue;
     if (!edits.every(([from]) => text.includes(from))) {
       console.warn(`patch-postgres: ${path.relative(process.cwd(), file)} does not look like postgres.js 3.4.x; "${mark}" not applied`);

@@ -1,6 +1,6 @@
 /**
  * The database transaction as both drivers give it (embedded PGlite, and a PostgreSQL server with
- * BEGIN sent with the first statement and the deferred statements with COMMIT): all or nothing, checks before commit, callbacks after it, and
+ * the deferred statements sent with COMMIT): all or nothing, checks before commit, callbacks after it, and
  * deferred statements that go out with COMMIT and take the transaction down when they fail.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -137,6 +137,23 @@ describe('a transaction', () => {
     expect(await ids()).not.toContain(41);
     await Promise.all(Array.from({ length: 30 }, (_, i) => db.transaction(async (tx) => tx.query('INSERT INTO tx_test VALUES ($1, $2)', [100 + i, 'after']))));
     expect((await ids()).filter((id) => id >= 100)).toHaveLength(30);
+  });
+
+  // A statement the connection cannot take yet waits in the transaction's own queue (behind one
+  // with parameters sent for the first time, which is described before it runs — as COMMIT can
+  // wait behind a new deferred statement). When the connection is lost it must not wait for good.
+  it.runIf(onServer)('fails, not hangs, when its connection is lost with statements waiting', async () => {
+    const outcome = db.transaction(async (tx) => {
+      const pid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]?.pid;
+      setTimeout(() => void db.query('SELECT pg_terminate_backend($1)', [pid]), 100);
+      // As COMMIT waits behind a deferred statement sent for the first time.
+      void tx.query(`SELECT pg_sleep($1) AS slept_${Date.now()}`, [0.5]).catch(() => undefined);
+      await tx.query('SELECT 2 AS waiting');
+    });
+    const hung = new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3000));
+    expect(await Promise.race([outcome.then(() => 'committed', (err: unknown) => (err instanceof DatabaseUnavailableError ? 'unavailable' : String(err))), hung])).toBe('unavailable');
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => db.transaction(async (tx) => (await tx.query<{ n: number }>('SELECT $1::int AS n', [i]))[0]?.n)));
+    expect(results).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
   it('sends nothing for a body that writes nothing, and the connection serves the next transaction', async () => {
