@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { citizenByKey } from '../../src/demo/population.js';
 import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION, PROFILE } from '../../src/plan/conventions.js';
 import { planStatus } from '../../src/plan/status.js';
+import { migrate } from '../../src/store/migrate.js';
 import { MEASUREMENT } from '../../src/plan/templates/build.js';
 import { startTestServer, type TestServer } from '../support/app.js';
 import { asCitizen, asClinician, machineToken, seedPatient } from '../support/security.js';
@@ -213,6 +214,28 @@ describe('status check', () => {
     expect(Date.parse(afterDelete as string)).toBeGreaterThan(Date.parse(afterCreate as string));
     expect(await changed(citizenByKey('bjorn').pid)).toBe(bjorn);
     expect(other).toBeTruthy();
+  });
+
+  it('keeps the latest change when many write the plan at once, and survives the upgrade that introduced it', async () => {
+    const token = await machineToken(t);
+    const changed = async () => {
+      const res = await t.app.server.inject({ method: 'POST', url: '/status', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: JSON.stringify({ nin: nin() }) });
+      expect(res.statusCode, res.body).toBe(200);
+      return JSON.parse(res.body).lastChangedDateTime as string;
+    };
+    const made = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        t.system<Goal>('POST', 'Goal', { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: `Samtidig ${i}` }, subject: { reference: `Patient/${patient}` } }),
+      ),
+    );
+    expect(made.map((r) => r.status)).toEqual(made.map(() => 201));
+    const latest = Math.max(...made.map((r) => Date.parse(r.body.meta?.lastUpdated as string)));
+    expect(Date.parse(await changed())).toBe(latest);
+    // A database from before migration 011: the migration fills the table from what is stored.
+    await t.app.db.query('DROP TABLE plan_changes');
+    await t.app.db.query(`DELETE FROM schema_migrations WHERE id = '011-plan-changes'`);
+    expect(await migrate(t.app.db)).toEqual(['011-plan-changes']);
+    expect(Date.parse(await changed())).toBe(latest);
   });
 
   // "Last changed" used to be the newest of the patient's plan resources, read one by one: the

@@ -118,9 +118,10 @@ describe('a transaction', () => {
     }
   });
 
-  // The pool reconnects a closed connection for whoever asks next. Before the fix in
-  // scripts/patch-postgres.mjs, the transaction's later statements went to that new session and
-  // were each committed on their own: half a transaction stored.
+  // The pool reconnects a closed connection for whoever asks next: the transaction's later
+  // statements must not go to that new session, where each would commit on its own (half a
+  // transaction stored). They did on a reserved connection (sql.reserve), tried and reverted:
+  // docs/performance.md.
   it.runIf(onServer)('never goes on in a new session when its connection is lost', async () => {
     await expect(
       db.transaction(async (tx) => {
