@@ -1,13 +1,14 @@
 /**
- * Index rows for a resource: every search parameter of its type is evaluated (FHIRPath, via
- * @medplum/core) and its values written in the normalised form the idx_* tables hold. Runs in the
+ * Index rows for a resource: every search parameter of its type is evaluated (a plain path walked
+ * directly, see paths.ts; any other expression by FHIRPath, via @medplum/core) and its values written in the normalised form the idx_* tables hold. Runs in the
  * write pipeline; the rows are stored in the same transaction as the version they describe.
  */
 import { getSearchParameterDetails, toTypedValue, type TypedValue } from '@medplum/core';
 import type { Resource, SearchParameter } from '@medplum/fhirtypes';
 import { definitions } from '../fhir/definitions.js';
 import { parseLocalReference } from '../fhir/references.js';
-import { type ParamDef, searchRegistry, spHash } from './registry.js';
+import { compilePlainPath, type PlainPath } from './paths.js';
+import { type CompositeComponent, type ParamDef, searchRegistry, spHash } from './registry.js';
 import { dateRange, normalizeString, parseNumber, type DateRange } from './values.js';
 
 export type TokenRow = [sp: number, system: string | null, code: string | null, display: string | null];
@@ -225,11 +226,48 @@ function compositeKeys(tv: TypedValue, param: ParamDef, resourceType: string, ba
   }
 }
 
-function evaluate(param: ParamDef, input: TypedValue[], resource: TypedValue): TypedValue[] {
+/**
+ * FHIRPath gives a primitive that has extensions (`"_birthDate": {...}`) as a String, Number or
+ * Boolean object carrying them; the index wants its value.
+ */
+function plainValues(values: TypedValue[]): TypedValue[] {
+  return values.map((tv) => (tv.value instanceof String || tv.value instanceof Number || tv.value instanceof Boolean ? { type: tv.type, value: tv.value.valueOf() } : tv));
+}
+
+/** Each parameter's plain-path walker per resource type (null: its expression needs FHIRPath). */
+const plainPaths = new Map<ParamDef, Map<string, PlainPath | null>>();
+
+function plainPath(param: ParamDef, resourceType: string): PlainPath | undefined {
+  let byType = plainPaths.get(param);
+  if (!byType) plainPaths.set(param, (byType = new Map()));
+  let compiled = byType.get(resourceType);
+  if (compiled === undefined) byType.set(resourceType, (compiled = compilePlainPath(param.expression, resourceType) ?? null));
+  return compiled ?? undefined;
+}
+
+/** The values of `param` in `resource`: by its plain path where it has one, else by FHIRPath. */
+function evaluate(param: ParamDef, resource: TypedValue, resourceType: string): TypedValue[] {
+  const walked = plainPath(param, resourceType)?.(resource);
+  if (walked) return walked;
   try {
-    return param.atom.eval({ variables: { '%resource': resource, '%rootResource': resource } }, input);
+    return plainValues(param.atom.eval({ variables: { '%resource': resource, '%rootResource': resource } }, [resource]));
   } catch {
     // An expression that cannot be evaluated on this instance contributes no index values.
+    return [];
+  }
+}
+
+/** A composite's component, relative to one of its values: by plain path where it is one. */
+const componentPaths = new Map<CompositeComponent, PlainPath | null>();
+
+function componentValues(component: CompositeComponent, element: TypedValue, root: TypedValue, resourceType: string): TypedValue[] {
+  let compiled = componentPaths.get(component);
+  if (compiled === undefined) componentPaths.set(component, (compiled = compilePlainPath(component.expression, resourceType) ?? null));
+  const walked = compiled?.(element);
+  if (walked) return walked;
+  try {
+    return plainValues(component.atom.eval({ variables: { '%resource': root } }, [element]));
+  } catch {
     return [];
   }
 }
@@ -237,16 +275,12 @@ function evaluate(param: ParamDef, input: TypedValue[], resource: TypedValue): T
 function compositeRows(param: ParamDef, root: TypedValue, resourceType: string, baseUrl: string): CompositeRow[] {
   const components = param.components ?? [];
   const rows: CompositeRow[] = [];
-  for (const element of evaluate(param, [root], root)) {
+  for (const element of evaluate(param, root, resourceType)) {
     let keys = [''];
     let last: CompositeRow[] = [];
     components.forEach((component, index) => {
       let values: TypedValue[];
-      try {
-        values = component.atom.eval({ variables: { '%resource': root } }, [element]);
-      } catch {
-        values = [];
-      }
+      values = componentValues(component, element, root, resourceType);
       const isLast = index === components.length - 1;
       const cp = component.param;
       if (!isLast || ['token', 'reference', 'uri'].includes(cp.type)) {
@@ -294,7 +328,7 @@ export function extractIndex(resource: Resource, baseUrl: string): Indexed {
       rows.composite.push(...compositeRows(param, root, type, baseUrl));
       continue;
     }
-    for (const tv of evaluate(param, [root], root)) {
+    for (const tv of evaluate(param, root, type)) {
       switch (param.type) {
         case 'token':
           rows.token.push(...tokenValues(tv, param, type));
@@ -331,12 +365,19 @@ function dedupe(rows: IndexRows): void {
   for (const key of Object.keys(rows) as (keyof IndexRows)[]) {
     const seen = new Set<string>();
     (rows[key] as unknown[][]) = (rows[key] as unknown[][]).filter((row) => {
-      const k = JSON.stringify(row);
+      const k = rowKey(row);
       if (seen.has(k)) return false;
       seen.add(k);
       return true;
     });
   }
+}
+
+/** An unambiguous key of a row of numbers, strings and nulls: each string prefixed by its length. */
+function rowKey(row: unknown[]): string {
+  let key = '';
+  for (const v of row) key += v === null ? '-' : typeof v === 'string' ? `${v.length}:${v}` : `#${String(v)};`;
+  return key;
 }
 
 let compartmentParams: Map<string, Set<number>> | undefined;

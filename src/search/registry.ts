@@ -14,6 +14,8 @@ export type ParamType = 'string' | 'token' | 'reference' | 'date' | 'number' | '
 
 export interface CompositeComponent {
   param: ParamDef;
+  /** FHIRPath relative to the composite's value, e.g. `value.as(Quantity)`. */
+  expression: string;
   atom: FhirPathAtom;
 }
 
@@ -133,7 +135,7 @@ export class SearchRegistry {
         }
         const param = this.build(target, base);
         if (!param) return undefined;
-        components.push({ param, atom: parseFhirPath(c.expression as string) });
+        components.push({ param, expression: c.expression as string, atom: parseFhirPath(c.expression as string) });
       }
       if (!compositeShapeSupported(components)) {
         this.unsupported.set(`${base}.${code}`, 'composite with more than one range component');
