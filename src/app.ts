@@ -36,6 +36,7 @@ import { apiScopes } from './security/claims.js';
 import { ANONYMOUS_ACCESS } from './security/policy.js';
 import { PageTokens } from './search/page-tokens.js';
 import { PrivacyCache } from './security/privacy-cache.js';
+import { type Reindexer, startReindex } from './search/reindex.js';
 import { createSecurity } from './security/setup.js';
 import type { Database } from './store/db.js';
 import { openDatabase } from './store/open.js';
@@ -50,6 +51,8 @@ export interface App {
   idp?: EmbeddedIdp;
   /** Bulk export ($export): its operations and the worker running in this process. */
   bulkExport: BulkExport;
+  /** The search index rebuild after an upgrade that changed extraction (done at once when none is needed). */
+  reindex: Reindexer;
   /** The notification delivery worker of this instance (unless turned off). */
   delivery?: Delivery;
   close(): Promise<void>;
@@ -89,6 +92,8 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       },
     }));
   const store = new ResourceStore();
+  // Before anything is written here: a database without resources is marked current at once.
+  const reindex = await startReindex(db, store, { baseUrl: config.baseUrl, logger });
   const writer = new ResourceWriter(store);
   // The plan domain plugs into the one write pipeline, in this order.
   writer.use(planRules);
@@ -154,12 +159,14 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     db,
     ...(idp ? { idp } : {}),
     bulkExport,
+    reindex,
     ...(delivery ? { delivery } : {}),
     async close() {
       closing = true;
       await server.close();
       await delivery?.stop(); // finishes the round in flight before the database closes
       await bulkExport.stop(); // running jobs give their claim back before the database closes
+      await reindex.stop();
       await idp?.close();
       if (!options.db) await db.close();
     },

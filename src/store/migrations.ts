@@ -273,4 +273,18 @@ SELECT substr(c, 9), max(r.last_updated)
  GROUP BY 1;
 `,
   },
+  {
+    // Which version of the index extraction (src/search/reindex.ts, INDEX_VERSION) the stored index
+    // rows were made by, and how far a rebuild to the current one has come. Databases that hold
+    // resources from before this migration were indexed by version 1.
+    id: '012-search-index-state',
+    sql: `
+CREATE TABLE search_index_state (
+  one boolean PRIMARY KEY DEFAULT true CHECK (one),
+  version integer NOT NULL,
+  next_rid bigint NOT NULL DEFAULT 0
+);
+INSERT INTO search_index_state (version) VALUES (1);
+`,
+  },
 ];

@@ -170,6 +170,21 @@ function indexInsertManyCtes(first: number): string {
   }).join(',\n');
 }
 
+/** The parameters of indexInsertManyCtes: per table, each row's owner (1-based position in `owners`), then the columns. */
+function indexManyParams(owners: ReadonlyArray<{ index: IndexRows | undefined }>): unknown[][] {
+  return INDEX_TABLES.flatMap(({ key, columns }) => {
+    const positions: number[] = [];
+    const values: unknown[][] = columns.map(() => []);
+    owners.forEach((owner, i) => {
+      for (const row of (owner.index?.[key] ?? []) as unknown[][]) {
+        positions.push(i + 1);
+        row.forEach((value, c) => values[c]?.push(value));
+      }
+    });
+    return [positions, ...values];
+  });
+}
+
 /**
  * INSERT_SQL for many resources: the rows come in as parallel arrays (compartments joined with
  * ','), each index row names its resource by position (`n`, 1-based) in them.
@@ -189,6 +204,29 @@ v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, metho
   SELECT rid, version, type, id, last_updated, method, content FROM w),
 ${indexInsertManyCtes(9)}
 SELECT count(*)::int AS inserted FROM r`;
+
+/**
+ * New index rows and compartments for stored resources (the search index rebuilt after extraction
+ * changed: src/search/reindex.ts). As in UPDATE_SQL, the DELETE cannot see the rows the INSERT adds.
+ */
+const REINDEX_SQL = `WITH input AS (
+  SELECT * FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(rid, compartments, n)
+),
+${INDEX_TABLES.map(({ table }) => `d_${table} AS (DELETE FROM ${table} WHERE rid = ANY($1::int8[]))`).join(',\n')},
+c AS (
+  UPDATE resources AS r SET compartments = string_to_array(input.compartments, ',')
+  FROM input WHERE r.rid = input.rid AND r.compartments IS DISTINCT FROM string_to_array(input.compartments, ',')
+),
+w AS (SELECT rid, n FROM input),
+${indexInsertManyCtes(3)}
+SELECT count(*)::int AS reindexed FROM input`;
+
+/** A stored resource's index rows and compartments as extraction makes them now. */
+export interface Reindexed {
+  rid: number;
+  compartments: readonly string[];
+  index: IndexRows;
+}
 
 export class ResourceStore {
   /** The current version (or deletion marker) of a resource, if the caller may see it. */
@@ -243,17 +281,7 @@ export class ResourceStore {
   async insertMany(q: Queryable, rows: readonly NewResource[]): Promise<number> {
     if (!rows.length) return 0;
     const column = <T>(f: (r: NewResource) => T) => rows.map(f);
-    const index = INDEX_TABLES.flatMap(({ key, columns }) => {
-      const owners: number[] = [];
-      const values: unknown[][] = columns.map(() => []);
-      rows.forEach((r, i) => {
-        for (const row of (r.index?.[key] ?? []) as unknown[][]) {
-          owners.push(i + 1);
-          row.forEach((value, c) => values[c]?.push(value));
-        }
-      });
-      return [owners, ...values];
-    });
+    const index = indexManyParams(rows);
     const params = [
       column((r) => r.type),
       column((r) => r.id),
@@ -267,6 +295,12 @@ export class ResourceStore {
     ];
     const result = await q.query<{ inserted: number }>(INSERT_MANY_SQL, params);
     return result[0]?.inserted ?? 0;
+  }
+
+  /** Replaces the index rows and compartments of current versions (locked by the caller), in one statement. */
+  async reindex(q: Queryable, items: readonly Reindexed[]): Promise<void> {
+    if (!items.length) return;
+    await q.query(REINDEX_SQL, [items.map((i) => i.rid), items.map((i) => i.compartments.join(',')), ...indexManyParams(items)]);
   }
 
   /** Writes a new current version of an existing (locked) resource and replaces its index rows. */
