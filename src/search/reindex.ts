@@ -94,10 +94,16 @@ export async function startReindex(db: Database, store: ResourceStore, options: 
         await tx.query('UPDATE search_index_state SET version = $1, next_rid = 0', [INDEX_VERSION]);
         return undefined;
       }
-      const items: Reindexed[] = rows.map((row) => {
-        const { rows: index, compartments } = extractIndex(JSON.parse(row.content) as Resource, options.baseUrl);
-        return { rid: Number(row.rid), index, compartments };
-      });
+      const items: Reindexed[] = [];
+      for (const row of rows) {
+        try {
+          const { rows: index, compartments } = extractIndex(JSON.parse(row.content) as Resource, options.baseUrl);
+          items.push({ rid: Number(row.rid), index, compartments });
+        } catch (err) {
+          // One resource the extraction fails on keeps its rows rather than stopping the rebuild.
+          log?.warn({ err, rid: Number(row.rid) }, 'search index rebuild: a resource could not be indexed; its rows are left as they were');
+        }
+      }
       await store.reindex(tx, items);
       await tx.query('UPDATE search_index_state SET next_rid = $1', [Number(last.rid) + 1]);
       return rows.length;

@@ -189,7 +189,7 @@ describe('plain-path search expressions', () => {
   });
 
   it('selects what FHIRPath selects on the official FHIRPath and validator examples', () => {
-    const dirs = ['fhirpath-tests/input-json', 'validator-cases'].map((d) => path.resolve(import.meta.dirname, '../../../shared/testdata', d));
+    const dirs = ['fhirpath-tests/input-json', 'validator-cases'].map((d) => path.join(import.meta.dirname, '../fixtures', d));
     const mismatches: string[] = [];
     let walked = 0;
     for (const dir of dirs) {

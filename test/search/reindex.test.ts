@@ -141,6 +141,22 @@ describe('search index rebuild', () => {
     expect(cancelled.body.entry?.map((e: { resource: Resource }) => e.resource.id)).toEqual([id]);
   });
 
+  it('goes past a stored resource its extraction fails on, and says which', async () => {
+    const odd = await t.create({ resourceType: 'Observation', status: 'final', code: { text: 'Puls' }, subject: { reference: `Patient/${patientId}` } });
+    // Content no write would store today (a null in an array), as an older release might have left it.
+    await t.app.db.query("UPDATE resources SET content = $1 WHERE type = 'Observation' AND id = $2", [JSON.stringify({ ...odd, code: { coding: [null] } }), odd.id]);
+    await makeIndexOld();
+    const warnings: Array<Record<string, unknown>> = [];
+    const logger = { info: () => undefined, error: () => undefined, warn: (details: Record<string, unknown>) => warnings.push(details) };
+    const reindex = await startReindex(t.app.db, new ResourceStore(), { baseUrl: BASE, logger, batchSize: 4 });
+    await reindex.done;
+    expect(await state()).toEqual({ version: INDEX_VERSION, nextRid: 0 });
+    const [row] = await t.app.db.query<{ rid: number }>("SELECT rid FROM resources WHERE type = 'Observation' AND id = $1", [odd.id]);
+    expect(warnings.map((w) => w.rid)).toEqual([Number(row?.rid)]);
+    expect(await findsPatient()).toEqual([patientId]);
+    await t.app.db.query("DELETE FROM resources WHERE type = 'Observation' AND id = $1", [odd.id]);
+  });
+
   it('keeps what writes store during the rebuild, with two instances sharing it', async () => {
     await makeIndexOld();
     const a = await startReindex(t.app.db, new ResourceStore(), { baseUrl: BASE, batchSize: 1 });
