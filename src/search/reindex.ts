@@ -7,10 +7,10 @@
  * one batch at a time. Until it is done, a search may miss what only the new extraction finds —
  * as it did before the upgrade — and never loses what it found.
  *
- * Writers are never held up by it: a batch gives up on any lock it cannot get within
- * LOCK_TIMEOUT (a write to one of its resources, another instance's batch) and is tried again.
  * Each batch locks its resources, so a concurrent update either comes before (and the batch
- * indexes the new content) or after (and writes its own index rows).
+ * indexes the new content) or after (and writes its own index rows); such an update waits for
+ * that one batch only. The rebuild gives way to writers: a batch gives up on any lock it cannot
+ * get within LOCK_TIMEOUT (a write in progress, another instance's batch) and is tried again.
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { WorkerLogger } from '../log.js';
