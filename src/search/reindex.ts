@@ -33,7 +33,7 @@ const LOCK_NOT_AVAILABLE = '55P03';
 export interface ReindexOptions {
   baseUrl: string;
   logger?: WorkerLogger;
-  /** Resources per transaction (default 500 on a server, 100 embedded). */
+  /** Resources per transaction (default 200 on a server, 100 embedded). */
   batchSize?: number;
 }
 
@@ -56,7 +56,7 @@ interface State {
 export async function startReindex(db: Database, store: ResourceStore, options: ReindexOptions): Promise<Reindexer> {
   const log = options.logger;
   // PGlite runs on the server's event loop: smaller batches keep requests moving during a rebuild.
-  const batchSize = options.batchSize ?? (db.kind === 'pglite' ? 100 : 500);
+  const batchSize = options.batchSize ?? (db.kind === 'pglite' ? 100 : 200);
   const from = await db.transaction(async (tx) => {
     const [state] = await tx.query<State>('SELECT version, next_rid FROM search_index_state FOR UPDATE');
     if (!state || state.version >= INDEX_VERSION) return undefined;
