@@ -36,7 +36,7 @@ import { apiScopes } from './security/claims.js';
 import { ANONYMOUS_ACCESS } from './security/policy.js';
 import { PageTokens } from './search/page-tokens.js';
 import { PrivacyCache } from './security/privacy-cache.js';
-import { type Reindexer, startReindex } from './search/reindex.js';
+import { startReindex } from './search/reindex.js';
 import { createSecurity } from './security/setup.js';
 import type { Database } from './store/db.js';
 import { openDatabase } from './store/open.js';
@@ -51,8 +51,6 @@ export interface App {
   idp?: EmbeddedIdp;
   /** Bulk export ($export): its operations and the worker running in this process. */
   bulkExport: BulkExport;
-  /** The search index rebuild after an upgrade that changed extraction (done at once when none is needed). */
-  reindex: Reindexer;
   /** The notification delivery worker of this instance (unless turned off). */
   delivery?: Delivery;
   close(): Promise<void>;
@@ -159,7 +157,6 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
     db,
     ...(idp ? { idp } : {}),
     bulkExport,
-    reindex,
     ...(delivery ? { delivery } : {}),
     async close() {
       closing = true;

@@ -51,8 +51,8 @@ export async function recordPlanChanges(q: Queryable, written: ReadonlyArray<{ t
   if (latest.size) await q.query(RECORD_CHANGES, changeParams(latest));
 }
 
-/** A transaction's plan changes by patient, and the parameters of its deferred statement (filled as it writes). */
-const pendingChanges = new WeakMap<Transaction, { latest: Map<string, Date>; params: [string[], string[]] }>();
+/** A transaction's plan changes: the latest time per patient, sent with COMMIT. */
+const pendingChanges = new WeakMap<Transaction, Map<string, Date>>();
 
 /**
  * Keeps the time of each patient's last plan change (created, changed or deleted plan content) in
@@ -65,18 +65,20 @@ export const planChanges: WriteHook = {
       await recordPlanChanges(w.q, [{ type: w.type, compartments: w.compartments, lastUpdated: w.version.lastUpdated.toISOString() }]);
       return;
     }
-    let pending = pendingChanges.get(tx as Transaction);
-    if (!pending) {
+    let latest = pendingChanges.get(tx as Transaction);
+    if (!latest) {
       if (!PLAN_CONTENT.includes(w.type)) return;
-      const created = { latest: new Map<string, Date>(), params: [[], []] as [string[], string[]] };
-      pendingChanges.set(tx as Transaction, (pending = created));
-      // The arrays are read when the statement is sent, after every write of the transaction.
-      tx.defer({ text: RECORD_CHANGES, params: created.params });
+      const changes = (latest = new Map<string, Date>());
+      pendingChanges.set(tx as Transaction, changes);
+      // The parameters are read when the statement is sent, after every write of the transaction.
+      tx.defer({
+        text: RECORD_CHANGES,
+        get params() {
+          return changeParams(changes);
+        },
+      });
     }
-    noteChange(pending.latest, w.type, w.compartments, w.version.lastUpdated);
-    const [ids, times] = changeParams(pending.latest);
-    pending.params[0].splice(0, Infinity, ...ids);
-    pending.params[1].splice(0, Infinity, ...times);
+    noteChange(latest, w.type, w.compartments, w.version.lastUpdated);
   },
 };
 

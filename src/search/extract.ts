@@ -234,40 +234,24 @@ function plainValues(values: TypedValue[]): TypedValue[] {
   return values.map((tv) => (tv.value instanceof String || tv.value instanceof Number || tv.value instanceof Boolean ? { type: tv.type, value: tv.value.valueOf() } : tv));
 }
 
-/** Each parameter's plain-path walker per resource type (null: its expression needs FHIRPath). */
-const plainPaths = new Map<ParamDef, Map<string, PlainPath | null>>();
+/** Each expression's plain-path walker per resource type (null: it needs FHIRPath). */
+const plainPaths = new Map<ParamDef | CompositeComponent, Map<string, PlainPath | null>>();
 
-function plainPath(param: ParamDef, resourceType: string): PlainPath | undefined {
-  let byType = plainPaths.get(param);
-  if (!byType) plainPaths.set(param, (byType = new Map()));
-  let compiled = byType.get(resourceType);
-  if (compiled === undefined) byType.set(resourceType, (compiled = compilePlainPath(param.expression, resourceType) ?? null));
-  return compiled ?? undefined;
-}
-
-/** The values of `param` in `resource`: by its plain path where it has one, else by FHIRPath. */
-function evaluate(param: ParamDef, resource: TypedValue, resourceType: string): TypedValue[] {
-  const walked = plainPath(param, resourceType)?.(resource);
+/**
+ * The values `of` (a parameter, or a composite's component) selects from `input` (the resource, or
+ * one of the composite's values): by its plain path where it has one, else by FHIRPath.
+ */
+function evaluate(of: ParamDef | CompositeComponent, input: TypedValue, root: TypedValue, resourceType: string): TypedValue[] {
+  let byType = plainPaths.get(of);
+  if (!byType) plainPaths.set(of, (byType = new Map()));
+  let walker = byType.get(resourceType);
+  if (walker === undefined) byType.set(resourceType, (walker = compilePlainPath(of.expression, resourceType) ?? null));
+  const walked = walker?.(input);
   if (walked) return walked;
   try {
-    return plainValues(param.atom.eval({ variables: { '%resource': resource, '%rootResource': resource } }, [resource]));
+    return plainValues(of.atom.eval({ variables: { '%resource': root, '%rootResource': root } }, [input]));
   } catch {
     // An expression that cannot be evaluated on this instance contributes no index values.
-    return [];
-  }
-}
-
-/** A composite's component, relative to one of its values: by plain path where it is one. */
-const componentPaths = new Map<CompositeComponent, PlainPath | null>();
-
-function componentValues(component: CompositeComponent, element: TypedValue, root: TypedValue, resourceType: string): TypedValue[] {
-  let compiled = componentPaths.get(component);
-  if (compiled === undefined) componentPaths.set(component, (compiled = compilePlainPath(component.expression, resourceType) ?? null));
-  const walked = compiled?.(element);
-  if (walked) return walked;
-  try {
-    return plainValues(component.atom.eval({ variables: { '%resource': root } }, [element]));
-  } catch {
     return [];
   }
 }
@@ -275,12 +259,11 @@ function componentValues(component: CompositeComponent, element: TypedValue, roo
 function compositeRows(param: ParamDef, root: TypedValue, resourceType: string, baseUrl: string): CompositeRow[] {
   const components = param.components ?? [];
   const rows: CompositeRow[] = [];
-  for (const element of evaluate(param, root, resourceType)) {
+  for (const element of evaluate(param, root, root, resourceType)) {
     let keys = [''];
     let last: CompositeRow[] = [];
     components.forEach((component, index) => {
-      let values: TypedValue[];
-      values = componentValues(component, element, root, resourceType);
+      const values = evaluate(component, element, root, resourceType);
       const isLast = index === components.length - 1;
       const cp = component.param;
       if (!isLast || ['token', 'reference', 'uri'].includes(cp.type)) {
@@ -328,7 +311,7 @@ export function extractIndex(resource: Resource, baseUrl: string): Indexed {
       rows.composite.push(...compositeRows(param, root, type, baseUrl));
       continue;
     }
-    for (const tv of evaluate(param, root, type)) {
+    for (const tv of evaluate(param, root, root, type)) {
       switch (param.type) {
         case 'token':
           rows.token.push(...tokenValues(tv, param, type));

@@ -27,6 +27,7 @@ export interface Transaction extends Queryable {
 
 export interface DeferredStatement {
   text: string;
+  /** Read when the statement is sent, after the transaction's body: may be a getter over what the body collected. */
   params: readonly unknown[];
   fail?: (err: unknown) => unknown;
 }

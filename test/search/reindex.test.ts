@@ -1,7 +1,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractIndex } from '../../src/search/extract.js';
-import { INDEX_VERSION, startReindex } from '../../src/search/reindex.js';
+import { INDEX_VERSION, type Reindexer, startReindex } from '../../src/search/reindex.js';
 import { searchRegistry } from '../../src/search/registry.js';
 import { INDEX_TABLE_NAMES, ResourceStore } from '../../src/store/resources.js';
 import type { Database, Transaction } from '../../src/store/db.js';
@@ -42,6 +42,28 @@ async function staleResources(): Promise<string[]> {
     if (JSON.stringify(counts) !== JSON.stringify(want) || JSON.stringify([...r.compartments].sort()) !== JSON.stringify([...expected.compartments].sort())) stale.push(`${r.type}/${r.id}`);
   }
   return stale;
+}
+
+/**
+ * The test database as a rebuild sees it, with hooks on each statement its transactions send:
+ * `before` it goes out (a throw fails it), `after` it has answered (awaited before the answer).
+ */
+function intercepted(hooks: { before?: (text: string, params?: readonly unknown[]) => void; after?: (text: string) => Promise<void> }): Database {
+  return {
+    ...t.app.db,
+    transaction: (fn) =>
+      t.app.db.transaction((tx) =>
+        fn({
+          ...tx,
+          query: async (text: string, params?: readonly unknown[]) => {
+            hooks.before?.(text, params);
+            const rows = await tx.query(text, params);
+            await hooks.after?.(text);
+            return rows;
+          },
+        } as Transaction),
+      ),
+  };
 }
 
 const findsPatient = async () => (await t.request('GET', 'Patient?birthdate=1948-03-02')).body.entry?.map((e: { resource: Resource }) => e.resource.id) ?? [];
@@ -87,19 +109,52 @@ describe('search index rebuild', () => {
 
   it('goes on where it stopped, and does nothing once the index is current', async () => {
     await makeIndexOld();
-    const first = await startReindex(t.app.db, new ResourceStore(), { baseUrl: BASE, batchSize: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    await first.stop();
-    const stoppedAt = await state();
-    expect(stoppedAt.version).toBe(1);
+    const birthdate = searchRegistry().get('Patient', 'birthdate')?.sp;
+    const [{ rid: patientRid } = { rid: 0 }] = await t.app.db.query<{ rid: number }>("SELECT rid FROM resources WHERE type = 'Patient' AND id = $1", [patientId]);
+    // The first run is stopped by its own progress, as soon as a batch has gone past the patient.
+    let first: Reindexer | undefined;
+    let stopped: Promise<void> | undefined;
+    const db = intercepted({
+      before: (text, params) => {
+        if (text.startsWith('UPDATE search_index_state SET next_rid') && Number(params?.[0]) > Number(patientRid)) stopped ??= first?.stop();
+      },
+    });
+    first = await startReindex(db, new ResourceStore(), { baseUrl: BASE, batchSize: 1 });
+    await first.done;
+    await stopped;
+    expect(await state()).toEqual({ version: 1, nextRid: Number(patientRid) + 1 });
+    expect(await findsPatient()).toEqual([patientId]);
 
+    // Behind the cursor, the patient's row is taken away again: a run that started over would put it back.
+    await t.app.db.query('DELETE FROM idx_date WHERE sp = $1', [birthdate]);
     const second = await startReindex(t.app.db, new ResourceStore(), { baseUrl: BASE, batchSize: 3 });
     await second.done;
-    expect(await staleResources()).toEqual([]);
     expect(await state()).toEqual({ version: INDEX_VERSION, nextRid: 0 });
+    expect(await staleResources()).toEqual([`Patient/${patientId}`]);
 
+    // Current: a start does nothing (the patient stays as it is).
     const third = await startReindex(t.app.db, new ResourceStore(), { baseUrl: BASE });
     await third.done;
+    expect(await staleResources()).toEqual([`Patient/${patientId}`]);
+    await makeIndexOld();
+    await (await startReindex(t.app.db, new ResourceStore(), { baseUrl: BASE })).done;
+    expect(await staleResources()).toEqual([]);
+  });
+
+  it('tries a batch again after the database failed it (an outage, a deadlock)', async () => {
+    await makeIndexOld();
+    let failures = 0;
+    const db = intercepted({
+      before: (text) => {
+        if (text.startsWith('SELECT rid, content') && failures++ === 0) throw Object.assign(new Error('connection lost'), { code: '08006' });
+      },
+    });
+    const warnings: string[] = [];
+    const logger = { info: () => undefined, error: () => undefined, warn: (_: Record<string, unknown>, message: string) => warnings.push(message) };
+    const reindex = await startReindex(db, new ResourceStore(), { baseUrl: BASE, logger });
+    await reindex.done;
+    expect(warnings).toEqual(['search index rebuild: a batch failed; trying it again']);
+    expect(await staleResources()).toEqual([]);
     expect(await state()).toEqual({ version: INDEX_VERSION, nextRid: 0 });
   });
 
@@ -111,23 +166,14 @@ describe('search index rebuild', () => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     // The rebuild's database: a batch waits after reading its resources until the test lets it go on.
-    const db: Database = {
-      ...t.app.db,
-      transaction: (fn) =>
-        t.app.db.transaction((tx) =>
-          fn({
-            ...tx,
-            query: async (text: string, params?: readonly unknown[]) => {
-              const rows = await tx.query(text, params);
-              if (text.startsWith('SELECT rid, content')) {
-                read();
-                await released;
-              }
-              return rows;
-            },
-          } as Transaction),
-        ),
-    };
+    const db = intercepted({
+      after: async (text) => {
+        if (text.startsWith('SELECT rid, content')) {
+          read();
+          await released;
+        }
+      },
+    });
     const reindex = await startReindex(db, new ResourceStore(), { baseUrl: BASE, batchSize: 1000 });
     await batchHasRead;
     // The Goal is updated now; on a server it waits for the batch's lock (on PGlite for its transaction).
