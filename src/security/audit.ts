@@ -111,11 +111,23 @@ function agents(p: Principal): AuditEventAgent[] {
   return [client(p.clientId, p.sourceSystem ?? p.clientName)];
 }
 
+/**
+ * A UUID version 7 (RFC 9562): the time in milliseconds first, then random bits. The table's
+ * unique index on the id then grows at its right edge like the sequence's, instead of every read
+ * dirtying a random page of an index as large as the trail (and, after each checkpoint, writing
+ * that whole page to the WAL again).
+ */
+export function timeOrderedUuid(now = Date.now()): string {
+  const time = now.toString(16).padStart(12, '0');
+  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${crypto.randomUUID().slice(15)}`;
+}
+
 /** The AuditEvent for a request, and the row that stores it. */
 export function auditEvent(record: AuditRecord): StoredAuditEvent {
   const { ctx } = record;
-  const id = crypto.randomUUID();
-  const recorded = new Date().toISOString();
+  const now = Date.now();
+  const id = timeOrderedUuid(now);
+  const recorded = new Date(now).toISOString();
   const patientId = ctx.patientIds?.[0] ?? record.entities.find((e) => e.type === 'Patient')?.id ?? null;
   const entities: AuditEventEntity[] = [];
   if (patientId) {
@@ -167,15 +179,19 @@ export function auditEvent(record: AuditRecord): StoredAuditEvent {
   return { id, recorded, patientId, content: JSON.stringify(event) };
 }
 
-// The rows go as one JSON text: JSON.stringify is native, where text[] parameters would be escaped
-// character by character in JavaScript (the records are kilobytes each). Each record is a string
-// in it, not embedded JSON: PostgreSQL's JSON functions refuse a \u0000 escape inside embedded
-// JSON (one in an error message echoing a request failed the audit write: found by the fuzzer).
+// The rows go as four texts, one line per row, split by PostgreSQL: no escaping on either side.
+// A line break cannot occur inside a value: the content is JSON.stringify's output (which escapes
+// every control character), the ids are UUIDs and resource ids, the times ISO strings. (Before,
+// one JSON text of the rows: each record escaped a second time by JavaScript, then parsed by
+// PostgreSQL.) No patient is an empty line; string_to_array('') is empty, and unnest() pads the
+// shorter arrays with NULL, so a batch of one row without a patient also gets NULL.
 const INSERT = `INSERT INTO audit_events (id, recorded, patient_id, content)
-  SELECT id, recorded, patient_id, content FROM json_to_recordset($1::text::json) AS x(id text, recorded timestamptz, patient_id text, content text)`;
+  SELECT id, recorded::timestamptz, NULLIF(patient_id, ''), content
+  FROM unnest(string_to_array($1::text, E'\\n'), string_to_array($2::text, E'\\n'), string_to_array($3::text, E'\\n'), string_to_array($4::text, E'\\n')) AS x(id, recorded, patient_id, content)`;
 
 function insertParams(rows: StoredAuditEvent[]): unknown[] {
-  return [JSON.stringify(rows.map((r) => ({ id: r.id, recorded: r.recorded, patient_id: r.patientId, content: r.content })))];
+  const lines = (value: (r: StoredAuditEvent) => string) => rows.map(value).join('\n');
+  return [lines((r) => r.id), lines((r) => r.recorded), lines((r) => r.patientId ?? ''), lines((r) => r.content)];
 }
 
 export class AuditWriter {

@@ -10,7 +10,7 @@ import { citizenByKey, clinicianByKey, organisation } from '../../src/demo/popul
 import { hasErrors, validateResource } from '../../src/fhir/validation/validator.js';
 import { OID } from '../../src/no/identifiers.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
-import { type AuditRecord, AuditWriter } from '../../src/security/audit.js';
+import { type AuditRecord, AuditWriter, timeOrderedUuid } from '../../src/security/audit.js';
 import { startTestServer, type TestServer } from '../support/app.js';
 import { asClinician, citizenToken, seedPatient } from '../support/security.js';
 
@@ -178,6 +178,53 @@ describe('the stored record', () => {
       // Re-serialising gives the same text: nothing was re-encoded on the way into the table.
       expect(content).toBe(JSON.stringify(event));
     }
+  });
+});
+
+describe('the row beside the record', () => {
+  const record = (requestId: string, patientIds?: string[]): AuditRecord => ({
+    ctx: { requestId, baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, ...(patientIds ? { patientIds } : {}) },
+    interaction: 'read',
+    outcome: 'success',
+    entities: [{ type: 'Goal', id: requestId, version: 1 }],
+  });
+  const stored = async (requestIds: string[]) => {
+    const rows = await t.database.db.query<{ id: string; recorded: Date; patient_id: string | null; content: string }>(
+      'SELECT id, recorded, patient_id, content FROM audit_events WHERE content LIKE ANY($1::text[]) ORDER BY seq',
+      [requestIds.map((r) => `%Goal/${r}/%`)],
+    );
+    return rows.map((r) => ({ row: r, event: JSON.parse(r.content) as AuditEvent }));
+  };
+
+  it('carries its own record\'s id, time and patient in a batch of many, with and without a patient', async () => {
+    const writer = new AuditWriter(t.database.db);
+    const requests = Array.from({ length: 9 }, (_, i) => ({ id: `row-${i}`, patient: i % 3 === 0 ? undefined : i % 3 === 1 ? anne : bjorn }));
+    await Promise.all(requests.map((r) => writer.record(record(r.id, r.patient ? [r.patient] : undefined))));
+    const rows = await stored(requests.map((r) => r.id));
+    expect(rows).toHaveLength(9);
+    for (const { row, event } of rows) {
+      const request = requests.find((r) => event.entity?.some((e) => e.what?.reference === `Goal/${r.id}/_history/1`));
+      expect(row.id).toBe(event.id);
+      expect(row.recorded.toISOString()).toBe(event.recorded);
+      expect(row.patient_id).toBe(request?.patient ?? null);
+    }
+  });
+
+  it('has no patient when its record is alone in its batch and about none, for reads and writes', async () => {
+    const writer = new AuditWriter(t.database.db);
+    await writer.record(record('alone-read'));
+    await t.database.db.transaction(async (tx) => writer.recordIn(tx, record('alone-write'), (err) => err));
+    const rows = await stored(['alone-read', 'alone-write']);
+    expect(rows.map(({ row }) => row.patient_id)).toEqual([null, null]);
+    expect(rows.map(({ row, event }) => row.id === event.id)).toEqual([true, true]);
+  });
+
+  it('is found by an id that is a UUID version 7, in the order the records were made', () => {
+    const ids = [0, 1, 2 ** 32, Date.parse('2026-11-26T12:00:00Z'), 2 ** 48 - 1].map((ms) => timeOrderedUuid(ms));
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect([...ids].sort()).toEqual(ids);
+    // 0x01a217ba1200 milliseconds since 1970.
+    expect(timeOrderedUuid(Date.parse('2026-11-26T12:00:00Z')).slice(0, 13)).toBe('01a217ba-1200');
   });
 });
 
