@@ -1,7 +1,7 @@
 /** Runs a parsed search: one page of matches, the included resources, the total, paging cursors. */
 import type { Queryable } from '../store/db.js';
 import type { ReadRule } from '../store/resources.js';
-import { findIncludes, type IncludedRow } from './include.js';
+import { findIncludes, type IncludedRow, includedWithPage } from './include.js';
 import type { Cursor, SearchQuery } from './query.js';
 import { countQuery, pageQuery, type PageRow } from './sql.js';
 
@@ -15,6 +15,8 @@ export interface SearchResult {
 
 interface RawPageRow extends Omit<PageRow, 'keys'> {
   [key: `k${number}`]: string | null;
+  /** With the first round of includes in the statement: the row's place in the page, null for an included row. */
+  n?: number | null;
 }
 
 function cursorAt(query: SearchQuery, row: RawPageRow, direction: Cursor['direction']): Cursor {
@@ -30,8 +32,11 @@ export async function executeSearch(q: Queryable, query: SearchQuery, visible: R
   if (query.summary === 'count' || query.count === 0) {
     return { matches: [], included: [], ...(query.total !== 'none' ? { total: await count() } : {}) };
   }
-  const compiled = pageQuery(query, visible);
-  let rows = await q.query<RawPageRow>(compiled.sql, compiled.parameters);
+  const included = includedWithPage(query, visible);
+  const compiled = pageQuery(query, visible, included);
+  const read = await q.query<RawPageRow>(compiled.sql, compiled.parameters);
+  let rows = included ? read.filter((r) => r.n != null).sort((a, b) => (a.n as number) - (b.n as number)) : read;
+  const withPage = included ? read.filter((r) => r.n == null) : undefined;
   const more = rows.length > query.count;
   if (more) rows = rows.slice(0, query.count);
   const backwards = query.cursor?.direction === 'prev';
@@ -43,6 +48,6 @@ export async function executeSearch(q: Queryable, query: SearchQuery, visible: R
   if (last && (backwards || more)) result.next = cursorAt(query, last, 'next');
   if (first && (backwards ? more : !!query.cursor)) result.prev = cursorAt(query, first, 'prev');
   if (query.total !== 'none') result.total = !query.cursor && !more ? rows.length : await count();
-  result.included = await findIncludes(q, query.includes, query.revincludes, rows, visible);
+  result.included = await findIncludes(q, query.includes, query.revincludes, rows, visible, withPage);
   return result;
 }

@@ -6,9 +6,9 @@
 import { sql } from 'kysely';
 import type { Queryable } from '../store/db.js';
 import { type ReadRule, servedColumns } from '../store/resources.js';
-import type { IncludeSpec } from './query.js';
+import type { IncludeSpec, SearchQuery } from './query.js';
 import { searchRegistry } from './registry.js';
-import { compile } from '../store/sql.js';
+import { compile, type Fragment } from '../store/sql.js';
 
 export interface IncludedRow {
   rid: number;
@@ -31,17 +31,47 @@ function referenceSps(type: string, spec: IncludeSpec): number[] {
     .map((p) => p.sp);
 }
 
+/** What a forward include follows: reference parameters, and the one target type if it names one. */
+interface Followed {
+  sps: number[];
+  targetType?: string;
+}
+
+/** The resources referenced, by any of `followed`, from the resources whose rid meets `sources` (a condition on `x.rid`). */
+function referencedBy(sources: Fragment, followed: Followed[], visible: ReadRule | undefined): Fragment {
+  const rule = visible?.filter('t');
+  const which = followed.map((f) => (f.targetType ? sql`(x.sp = ANY(${f.sps}::int[]) AND x.target_type = ${f.targetType})` : sql`x.sp = ANY(${f.sps}::int[])`));
+  return sql`SELECT t.rid, t.type, t.id, ${servedColumns(visible, 't')}
+    FROM resources AS t
+    WHERE (t.type, t.id) IN (SELECT x.target_type, x.target_id FROM idx_reference AS x WHERE ${sources} AND (${sql.join(which, sql` OR `)}))
+    AND NOT t.deleted ${rule ? sql`AND ${rule}` : sql``}`;
+}
+
+const followedBy = (spec: IncludeSpec, sps: number[]): Followed => (spec.targetType ? { sps, targetType: spec.targetType } : { sps });
+
 async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[], visible: ReadRule | undefined): Promise<IncludedRow[]> {
   const sources = spec.sourceType === '*' ? from : from.filter((row) => row.type === spec.sourceType);
   if (!sources.length) return [];
   const sps = [...new Set(sources.map((s) => s.type))].flatMap((t) => referenceSps(t, spec));
   if (!sps.length) return [];
-  const rule = visible?.filter('t');
-  const compiled = compile(sql`SELECT DISTINCT t.rid, t.type, t.id, ${servedColumns(visible, 't')}
-    FROM idx_reference AS x JOIN resources AS t ON t.type = x.target_type AND t.id = x.target_id
-    WHERE x.rid = ANY(${sources.map((s) => s.rid)}::bigint[]) AND x.sp = ANY(${sps}::int[]) AND NOT t.deleted
-    ${spec.targetType ? sql`AND t.type = ${spec.targetType}` : sql``} ${rule ? sql`AND ${rule}` : sql``}`);
+  const compiled = compile(referencedBy(sql`x.rid = ANY(${sources.map((s) => s.rid)}::bigint[])`, [followedBy(spec, sps)], visible));
   return q.query<IncludedRow>(compiled.sql, compiled.parameters);
+}
+
+/**
+ * The first round of `_include` as part of the page's own statement (one round trip instead of
+ * two for a plan Bundle), given the page's rids as a subquery. Only when it can be written before
+ * the page is known: a search of one type, so the reference parameters followed are known.
+ */
+export function includedWithPage(query: SearchQuery, visible: ReadRule | undefined): ((pageRids: Fragment) => Fragment) | undefined {
+  const [type] = query.types;
+  if (query.types.length !== 1 || !type) return undefined;
+  const followed = query.includes
+    .filter((spec) => spec.sourceType === '*' || spec.sourceType === type)
+    .map((spec) => followedBy(spec, referenceSps(type, spec)))
+    .filter((f) => f.sps.length);
+  if (!followed.length) return undefined;
+  return (pageRids) => referencedBy(sql`x.rid IN (${pageRids})`, followed, visible);
 }
 
 async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[], visible: ReadRule | undefined): Promise<IncludedRow[]> {
@@ -61,13 +91,17 @@ async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[], visib
   return results;
 }
 
-/** Resources the page's matches include, without the matches themselves and without duplicates. */
+/**
+ * Resources the page's matches include, without the matches themselves and without duplicates.
+ * `withPage`: the first round of `_include`, when the page's statement read it (includedWithPage).
+ */
 export async function findIncludes(
   q: Queryable,
   includes: IncludeSpec[],
   revincludes: IncludeSpec[],
   matches: IncludedRow[],
   visible: ReadRule | undefined,
+  withPage?: IncludedRow[],
 ): Promise<IncludedRow[]> {
   if (!includes.length && !revincludes.length) return [];
   const seen = new Set(matches.map((m) => m.rid));
@@ -76,7 +110,8 @@ export async function findIncludes(
   for (let round = 0; round <= MAX_ITERATIONS && frontier.length; round++) {
     const active = (specs: IncludeSpec[]) => (round === 0 ? specs : specs.filter((s) => s.iterate));
     const found: IncludedRow[] = [];
-    for (const spec of active(includes)) found.push(...(await forward(q, spec, frontier, visible)));
+    if (round === 0 && withPage) found.push(...withPage);
+    else for (const spec of active(includes)) found.push(...(await forward(q, spec, frontier, visible)));
     for (const spec of active(revincludes)) found.push(...(await reverse(q, spec, frontier, visible)));
     const fresh: IncludedRow[] = [];
     for (const row of found) {

@@ -299,9 +299,10 @@ export interface PageRow {
 
 /**
  * The query for one page: `count + 1` rows after (or before) the cursor, so the caller can tell
- * whether another page follows.
+ * whether another page follows. With `included` (the resources the page's rids include), those
+ * rows follow in the same statement; the page's own rows are numbered in order in `n`, from 1.
  */
-export function pageQuery(query: SearchQuery, visible?: ReadRule): CompiledQuery {
+export function pageQuery(query: SearchQuery, visible?: ReadRule, included?: (pageRids: Fragment) => Fragment): CompiledQuery {
   const keys = query.sort;
   const keyColumns = keys.map((k, i) => sql`${sortKeyExpression(k, 'r')}::text AS ${sql.id(`k${i}`)}`);
   const inner = sql`SELECT r.rid, r.type, r.id, ${servedColumns(visible, 'r')}${keyColumns.length ? sql`, ${sql.join(keyColumns)}` : sql``}
@@ -317,7 +318,12 @@ export function pageQuery(query: SearchQuery, visible?: ReadRule): CompiledQuery
     backwards ? sql`q.rid DESC` : sql`q.rid ASC`,
   ];
   const keyset = cursor ? keysetCondition(keys, cursor) : TRUE;
-  return compile(sql`SELECT q.* FROM (${inner}) AS q WHERE ${keyset} ORDER BY ${sql.join(orderBy)} LIMIT ${query.count + 1}`);
+  const page = sql`SELECT q.* FROM (${inner}) AS q WHERE ${keyset} ORDER BY ${sql.join(orderBy)} LIMIT ${query.count + 1}`;
+  if (!included) return compile(page);
+  const noKeys = keys.map((_, i) => sql`, NULL::text AS ${sql.id(`k${i}`)}`);
+  return compile(sql`WITH page AS MATERIALIZED (SELECT p.*, row_number() OVER () AS n FROM (${page}) AS p)
+    SELECT * FROM page
+    UNION ALL SELECT i.*${sql.join(noKeys, sql``)}, NULL::bigint AS n FROM (${included(sql`SELECT rid FROM page WHERE n <= ${query.count}`)}) AS i`);
 }
 
 const TIMESTAMP_TEXT = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?(?:Z|[+-](\d{2})(?::?\d{2})?)?$/;

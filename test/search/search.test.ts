@@ -322,6 +322,24 @@ describe('_include and _revinclude', () => {
     expect(included(star)).toEqual([locations[0]]);
   });
 
+  // The first round of _include is read in the page's own statement (one round trip).
+  it('lists a match that another match refers to once, as a match; several _include follow their own parameters and types', async () => {
+    const tag = { system: 'http://example.org/mutual', code: 'pair' };
+    const endpoint = await t.create({ resourceType: 'Endpoint', status: 'active', connectionType: { system: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type', code: 'hl7-fhir-rest' }, payloadType: [{ text: 'FHIR' }], address: 'https://example.org/fhir' });
+    const first = await t.create({ resourceType: 'Organization', meta: { tag: [tag] }, name: 'Først', endpoint: [{ reference: `Endpoint/${endpoint.id}` }] });
+    const second = await t.create({ resourceType: 'Organization', meta: { tag: [tag] }, name: 'Andre', partOf: { reference: `Organization/${first.id}` } });
+    const search2 = (extra: string) => search(`Organization?_tag=${tag.system}|${tag.code}&_sort=name${extra}`);
+    const includes = (b: Bundle) => (b.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id);
+    const both = await search2('&_include=Organization:partof&_include=Organization:endpoint');
+    expect(matchIds(both)).toEqual([second.id, first.id]);
+    expect(includes(both)).toEqual([endpoint.id]);
+    // The second alone on its page: the first comes back as an include; a target type is kept to.
+    const paged = await search2('&_count=1&_include=Organization:partof:Organization&_include=Organization:endpoint');
+    expect(matchIds(paged)).toEqual([second.id]);
+    expect(includes(paged)).toEqual([first.id]);
+    expect(includes(await search2('&_count=1&_include=Organization:partof:Location'))).toEqual([]);
+  });
+
   it('reverse-includes resources that point at the matches', async () => {
     const b = await search(`Patient?_id=${ids.kari}&_revinclude=CarePlan:subject&_revinclude=Condition:subject`);
     expect((b.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id).sort()).toEqual([ids.plan, ids.copd].sort());
