@@ -33,14 +33,31 @@ export function bundleText(type: string, options: { total?: number; link?: Bundl
   const headText = JSON.stringify(head);
   // FHIR JSON has no empty arrays: a Bundle without entries has no `entry` member.
   if (!options.entries.length) return headText;
-  const entries = options.entries.map((e) => {
-    const parts: string[] = [];
-    if (e.fullUrl !== undefined) parts.push(`"fullUrl":${JSON.stringify(e.fullUrl)}`);
-    if (e.resource !== undefined) parts.push(`"resource":${e.resource}`);
-    for (const [k, v] of Object.entries(e.extra ?? {})) parts.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
-    return `{${parts.join(',')}}`;
-  });
-  return `${headText.slice(0, -1)},"entry":[${entries.join(',')}]}`;
+  return `${headText.slice(0, -1)},"entry":[${options.entries.map(entryText).join(',')}]}`;
+}
+
+/** The entry members of a search match and of an included resource: constants, serialised once. */
+export const SEARCH_MATCH = Object.freeze({ search: Object.freeze({ mode: 'match' }) });
+export const SEARCH_INCLUDE = Object.freeze({ search: Object.freeze({ mode: 'include' }) });
+
+const serialised = new WeakMap<object, string>();
+
+/** `extra` as JSON members without the braces; a frozen object's text is kept for the next entry. */
+function members(extra: Record<string, unknown>): string {
+  let text = serialised.get(extra);
+  if (text === undefined) {
+    text = JSON.stringify(extra).slice(1, -1);
+    if (Object.isFrozen(extra)) serialised.set(extra, text);
+  }
+  return text;
+}
+
+function entryText(e: BundleEntryText): string {
+  let text = e.fullUrl !== undefined ? `"fullUrl":${JSON.stringify(e.fullUrl)}` : '';
+  if (e.resource !== undefined) text += `${text ? ',' : ''}"resource":${e.resource}`;
+  const extra = e.extra ? members(e.extra) : '';
+  if (extra) text += `${text ? ',' : ''}${extra}`;
+  return `{${text}}`;
 }
 
 /** An entry carrying an OperationOutcome about the search itself (e.g. ignored parameters). */

@@ -12,7 +12,7 @@ import { sql } from 'kysely';
 import { DEFAULT_COUNT, MAX_COUNT } from '../../search/query.js';
 import { dateRange } from '../../search/values.js';
 import { compile, type Fragment } from '../../store/sql.js';
-import { type BundleLink, bundleText, fullUrl } from '../bundles.js';
+import { type BundleLink, bundleText, fullUrl, SEARCH_MATCH } from '../bundles.js';
 import { errors } from '../outcomes.js';
 import type { Call, Services } from '../services.js';
 import type { FhirResponse } from '../types.js';
@@ -124,7 +124,7 @@ export async function auditLogSearch(s: Services, call: Call): Promise<FhirRespo
     status: 200,
     body: bundleText('searchset', {
       link: links,
-      entries: page.map((r, i) => ({ fullUrl: fullUrl(ctx.baseUrl, 'AuditEvent', r.id), resource: shown[i], extra: { search: { mode: 'match' } } })),
+      entries: page.map((r, i) => ({ fullUrl: fullUrl(ctx.baseUrl, 'AuditEvent', r.id), resource: shown[i], extra: SEARCH_MATCH })),
     }),
   };
 }

@@ -7,7 +7,7 @@ import { executeSearch } from '../../search/execute.js';
 import { encodeCursor, parseSearch } from '../../search/parse.js';
 import type { Cursor, SearchQuery } from '../../search/query.js';
 import { visibility } from '../access.js';
-import { bundleText, type BundleEntryText, type BundleLink, fullUrl, outcomeEntry } from '../bundles.js';
+import { bundleText, type BundleEntryText, type BundleLink, fullUrl, outcomeEntry, SEARCH_INCLUDE, SEARCH_MATCH } from '../bundles.js';
 import { issue, outcome } from '../outcomes.js';
 import type { Call, Services } from '../services.js';
 import { subset } from '../subsetting.js';
@@ -50,12 +50,12 @@ export async function search(
     ...result.matches.map((m) => ({
       fullUrl: fullUrl(ctx.baseUrl, m.type, m.id),
       resource: subset(m.content, query.summary, query.elements),
-      extra: { search: { mode: 'match' } },
+      extra: SEARCH_MATCH,
     })),
     ...result.included.map((m) => ({
       fullUrl: fullUrl(ctx.baseUrl, m.type, m.id),
       resource: m.content,
-      extra: { search: { mode: 'include' } },
+      extra: SEARCH_INCLUDE,
     })),
   ];
   if (query.ignored.length) {
