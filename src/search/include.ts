@@ -1,7 +1,8 @@
 /**
- * _include and _revinclude: after the page of matches is known, follow reference index rows from
- * (or to) those resources. `:iterate` repeats on what was just included, a bounded number of
- * rounds. Included resources are read with the same "not deleted" rule as matches.
+ * _include and _revinclude: follow reference index rows from (or to) the page's matches — the
+ * first round of _include within the page's own statement where it can (includedWithPage), the
+ * rest once the page is known. `:iterate` repeats on what was just included, a bounded number of
+ * rounds. Included resources are read with the same "not deleted" and access rules as matches.
  */
 import { sql } from 'kysely';
 import type { Queryable } from '../store/db.js';
