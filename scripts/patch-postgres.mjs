@@ -1,6 +1,7 @@
 // Run by `npm install`/`npm ci` (postinstall): fixes three faults of postgres.js 3.4.x (the
-// latest): two when a connection dies, found by Samplan's reliability tests, and one under load. Idempotent (each fix carries a
-// mark); a version that no longer has the code is left alone with a warning.
+// latest): two when a connection dies, found by Samplan's reliability tests, and one under load.
+// Idempotent (each fix carries a mark); a version that no longer has the code is left alone with
+// a warning.
 //
 // 1. Its write scheduler crashes the process when a connection dies with a write pending — e.g.
 //    the ROLLBACK that sql.begin() sends after its connection closed during a database restart:

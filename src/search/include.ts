@@ -48,14 +48,21 @@ function referencedBy(sources: Fragment, followed: Followed[], visible: ReadRule
     AND NOT t.deleted ${rule ? sql`AND ${rule}` : sql``}`;
 }
 
-const followedBy = (spec: IncludeSpec, sps: number[]): Followed => (spec.targetType ? { sps, targetType: spec.targetType } : { sps });
+/** Whether `spec` follows references from resources of `type` (`CarePlan:goal` only from CarePlans). */
+const startsFrom = (spec: IncludeSpec, type: string): boolean => spec.sourceType === '*' || spec.sourceType === type;
+
+/** What `spec` follows from resources of `types`, or undefined for nothing. */
+function following(spec: IncludeSpec, types: readonly string[]): Followed | undefined {
+  const sps = types.filter((t) => startsFrom(spec, t)).flatMap((t) => referenceSps(t, spec));
+  if (!sps.length) return undefined;
+  return spec.targetType ? { sps, targetType: spec.targetType } : { sps };
+}
 
 async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[], visible: ReadRule | undefined): Promise<IncludedRow[]> {
-  const sources = spec.sourceType === '*' ? from : from.filter((row) => row.type === spec.sourceType);
-  if (!sources.length) return [];
-  const sps = [...new Set(sources.map((s) => s.type))].flatMap((t) => referenceSps(t, spec));
-  if (!sps.length) return [];
-  const compiled = compile(referencedBy(sql`x.rid = ANY(${sources.map((s) => s.rid)}::bigint[])`, [followedBy(spec, sps)], visible));
+  const followed = following(spec, [...new Set(from.map((row) => row.type))]);
+  if (!followed) return [];
+  const sources = from.filter((row) => startsFrom(spec, row.type));
+  const compiled = compile(referencedBy(sql`x.rid = ANY(${sources.map((s) => s.rid)}::bigint[])`, [followed], visible));
   return q.query<IncludedRow>(compiled.sql, compiled.parameters);
 }
 
@@ -65,12 +72,8 @@ async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[], vis
  * the page is known: a search of one type, so the reference parameters followed are known.
  */
 export function includedWithPage(query: SearchQuery, visible: ReadRule | undefined): ((pageRids: Fragment) => Fragment) | undefined {
-  const [type] = query.types;
-  if (query.types.length !== 1 || !type) return undefined;
-  const followed = query.includes
-    .filter((spec) => spec.sourceType === '*' || spec.sourceType === type)
-    .map((spec) => followedBy(spec, referenceSps(type, spec)))
-    .filter((f) => f.sps.length);
+  if (query.types.length !== 1) return undefined;
+  const followed = query.includes.map((spec) => following(spec, query.types)).filter((f): f is Followed => f !== undefined);
   if (!followed.length) return undefined;
   return (pageRids) => referencedBy(sql`x.rid IN (${pageRids})`, followed, visible);
 }

@@ -14,7 +14,7 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { WorkerLogger } from '../log.js';
-import type { Database } from '../store/db.js';
+import { type Database, sqlState } from '../store/db.js';
 import type { Reindexed, ResourceStore } from '../store/resources.js';
 import { extractIndex } from './extract.js';
 
@@ -46,7 +46,7 @@ export interface Reindexer {
 
 interface State {
   version: number;
-  next_rid: number | string;
+  next_rid: number;
 }
 
 /**
@@ -85,7 +85,7 @@ export async function startReindex(db: Database, store: ResourceStore, options: 
       await tx.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
       const [state] = await tx.query<State>('SELECT version, next_rid FROM search_index_state FOR UPDATE');
       if (!state || state.version >= INDEX_VERSION) return undefined;
-      const rows = await tx.query<{ rid: number | string; content: string }>(
+      const rows = await tx.query<{ rid: number; content: string }>(
         'SELECT rid, content FROM resources WHERE rid >= $1 AND NOT deleted ORDER BY rid LIMIT $2 FOR UPDATE',
         [state.next_rid, batchSize],
       );
@@ -98,14 +98,14 @@ export async function startReindex(db: Database, store: ResourceStore, options: 
       for (const row of rows) {
         try {
           const { rows: index, compartments } = extractIndex(JSON.parse(row.content) as Resource, options.baseUrl);
-          items.push({ rid: Number(row.rid), index, compartments });
+          items.push({ rid: row.rid, index, compartments });
         } catch (err) {
           // One resource the extraction fails on keeps its rows rather than stopping the rebuild.
-          log?.warn({ err, rid: Number(row.rid) }, 'search index rebuild: a resource could not be indexed; its rows are left as they were');
+          log?.warn({ err, rid: row.rid }, 'search index rebuild: a resource could not be indexed; its rows are left as they were');
         }
       }
       await store.reindex(tx, items);
-      await tx.query('UPDATE search_index_state SET next_rid = $1', [Number(last.rid) + 1]);
+      await tx.query('UPDATE search_index_state SET next_rid = $1', [last.rid + 1]);
       return rows.length;
     });
 
@@ -117,7 +117,7 @@ export async function startReindex(db: Database, store: ResourceStore, options: 
         indexed = await batch();
       } catch (err) {
         if (stopping) break;
-        if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) log?.warn({ err }, 'search index rebuild: a batch failed; trying it again');
+        if (sqlState(err) !== LOCK_NOT_AVAILABLE) log?.warn({ err }, 'search index rebuild: a batch failed; trying it again');
         await pause(RETRY_MS);
         continue;
       }

@@ -340,6 +340,14 @@ describe('_include and _revinclude', () => {
     expect(includes(await search2('&_count=1&_include=Organization:partof:Location'))).toEqual([]);
   });
 
+  it('follows an _include only from resources of its source type, and iterates onto what was included', async () => {
+    const included = (b: Bundle) => (b.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id).sort();
+    // An iterating Goal:* has nothing to start from on a page of CarePlans until a Goal is included.
+    expect(included(await search(`CarePlan?_id=${ids.plan}&_include:iterate=Goal:*`))).toEqual([]);
+    // Goal's reference parameters are subject and patient (R4 has none for Goal.addresses).
+    expect(included(await search(`CarePlan?_id=${ids.plan}&_include=CarePlan:goal&_include:iterate=Goal:*`))).toEqual([ids.kari, ids.goal].sort());
+  });
+
   it('reverse-includes resources that point at the matches', async () => {
     const b = await search(`Patient?_id=${ids.kari}&_revinclude=CarePlan:subject&_revinclude=Condition:subject`);
     expect((b.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource?.id).sort()).toEqual([ids.plan, ids.copd].sort());

@@ -219,7 +219,7 @@ describe('the row beside the record', () => {
     expect(rows.map(({ row, event }) => row.id === event.id)).toEqual([true, true]);
   });
 
-  it('is found by an id that is a UUID version 7, in the order the records were made', () => {
+  it('has a UUID version 7 as its id, in the order the records were made', () => {
     const ids = [0, 1, 2 ** 32, Date.parse('2026-11-26T12:00:00Z'), 2 ** 48 - 1].map((ms) => timeOrderedUuid(ms));
     for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect([...ids].sort()).toEqual(ids);
