@@ -5,7 +5,7 @@
  * fails before the engine is reached. Logs carry method, path and status — never query strings or
  * bodies, which may hold personal data.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, {
   type FastifyBaseLogger,
@@ -230,7 +230,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     timeWindow: 60_000,
     keyGenerator: (req) => {
       const auth = header(req, 'authorization');
-      return auth ? `token:${createHash('sha256').update(auth).digest('base64url')}` : `ip:${req.ip}`;
+      return auth ? `token:${hash('sha256', auth, 'base64url')}` : `ip:${req.ip}`;
     },
     allowList: (req) => req.url === '/healthz' || req.url === '/readyz',
     errorResponseBuilder: (_req, context) => {

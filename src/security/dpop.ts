@@ -6,7 +6,7 @@
  * the database so a proof cannot be replayed against another server instance). The server can
  * also hand out nonces (`DPoP-Nonce`) and, if configured, require them.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, type JWK, jwtVerify } from 'jose';
 import { ErrorCode, errors, type FhirError } from '../fhir/outcomes.js';
 import { Batcher } from '../store/batch.js';
@@ -27,8 +27,6 @@ export interface ProofCheck {
   /** Thumbprint the access token is bound to (`cnf.jkt`). */
   jkt: string;
 }
-
-const b64url = (buf: Buffer) => buf.toString('base64url');
 
 /** A URL for htu comparison: the URL parser lower-cases scheme and host and drops a default port; query and fragment go. */
 export function normalizeHtu(url: string): string | undefined {
@@ -75,7 +73,7 @@ export class DpopVerifier {
   /** The nonce to send in `DPoP-Nonce` now. */
   nonce(at = Date.now()): string {
     const period = Math.floor(at / NONCE_PERIOD_MS);
-    return b64url(createHmac('sha256', this.secret).update(`dpop-nonce:${period}`).digest()).slice(0, 32);
+    return createHmac('sha256', this.secret).update(`dpop-nonce:${period}`).digest('base64url').slice(0, 32);
   }
 
   private nonceValid(nonce: string): boolean {
@@ -114,7 +112,7 @@ export class DpopVerifier {
     const iat = payload.iat;
     const tolerance = PROOF_WINDOW_SECONDS + this.options.clockToleranceSeconds;
     if (typeof iat !== 'number' || Math.abs(Date.now() / 1000 - iat) > tolerance) throw this.fail('The DPoP proof is too old or from the future (iat)');
-    const ath = b64url(createHash('sha256').update(check.accessToken).digest());
+    const ath = hash('sha256', check.accessToken, 'base64url');
     if (typeof payload.ath !== 'string' || !safeEqual(payload.ath, ath)) throw this.fail('The DPoP proof does not carry the hash of this access token (ath)');
     if (payload.nonce !== undefined || this.options.requireNonce) {
       if (typeof payload.nonce !== 'string' || !this.nonceValid(payload.nonce)) {

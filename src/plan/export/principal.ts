@@ -8,7 +8,7 @@
  * settings as they are *then* (a consent withdrawn or a block added meanwhile takes effect), and the
  * patients are those captured at kick-off that the requester can still reach: never more.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { type Access, SYSTEM_ACCESS } from '../../fhir/access.js';
 import { errors } from '../../fhir/outcomes.js';
 import { PrincipalAccess, type PolicyOptions } from '../../security/policy.js';
@@ -29,7 +29,7 @@ export function ownerOf(principal: Principal | undefined): string {
   else if (principal.kind === 'citizen') {
     key = ['citizen', principal.pid, principal.representation.basis, principal.representation.pid, principal.clientId].join('\u0000');
   } else key = ['machine', principal.clientId].join('\u0000');
-  return createHash('sha256').update(key).digest('base64url');
+  return hash('sha256', key, 'base64url');
 }
 
 export function actorOf(principal: Principal | undefined): Actor {
