@@ -1,6 +1,6 @@
 // Run by `npm install`/`npm ci` (postinstall): fixes three faults of postgres.js 3.4.x (the
 // latest): two when a connection dies, found by Samplan's reliability tests, and one under load;
-// and saves a round trip per transaction (4).
+// saves a round trip per transaction (4); and can hand a column over as bytes (5).
 // Idempotent (each fix carries a mark); a version that no longer has the code is left alone with
 // a warning.
 //
@@ -30,6 +30,9 @@
 //    rolls back instead of committing. A connection lost meanwhile fails the transaction as
 //    before. Only a cancel request arriving during BEGIN itself (an operator's
 //    pg_cancel_backend; Samplan never cancels) could leave the first statement committed alone.
+// 5. A query may name one text column (option `bytes`) to get as the bytes the server sent (a
+//    Buffer, as raw() gives every column) instead of a string: stored resource text is served as
+//    it came, without decoding UTF-8 into a string and encoding it again.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -95,6 +98,16 @@ const fixes = [
       ['    async function scope(c, fn, name) {\n', '    async function scope(c, fn, name, began) {\n'],
       // A BEGIN that failed on a live connection (only a cancel can do that) rolls back the rest.
       ['\n        if (uncaughtError)\n          throw uncaughtError\n', '\n        await began\n\n        if (uncaughtError)\n          throw uncaughtError\n'],
+    ],
+  },
+  {
+    file: 'connection.js',
+    mark: '/* samplan: bytes column */',
+    edits: [
+      [
+        "          : column.parser === undefined\n            ? x.toString('utf8', index, index += length)\n",
+        "          : column.parser === undefined\n            ? query.options.bytes === column.name /* samplan: bytes column */\n              ? x.subarray(index, index += length)\n              : x.toString('utf8', index, index += length)\n",
+      ],
     ],
   },
 ];

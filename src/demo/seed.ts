@@ -59,7 +59,7 @@ import { apiScopes } from '../security/claims.js';
 import { PrincipalAccess } from '../security/policy.js';
 import { type Citizen, type Personnel, type Principal, patientNinOf } from '../security/principal.js';
 import { lookupPatient, privacyConsent } from '../security/privacy.js';
-import type { Transaction } from '../store/db.js';
+import { textOf, type Transaction } from '../store/db.js';
 import { DEMO_PLANS, type DemoDiagnosis, type DemoPlan, PATIENTS_WITHOUT_PLAN } from './plans.js';
 import { citizenByKey, clinicianByKey, clinicians, type DemoClinician, organisation, organisations, representations } from './population.js';
 
@@ -121,7 +121,7 @@ class Seeder {
       throw new SeedError(`demo data: ${what} was refused (${err.status}): ${issues?.join('; ') ?? ''}`);
     }
     if (res.status >= 300) throw new SeedError(`demo data: ${what} was answered ${res.status}: ${res.body ?? ''}`);
-    return (res.body ? JSON.parse(res.body) : undefined) as T;
+    return (res.body ? JSON.parse(textOf(res.body)) : undefined) as T;
   }
 
   system<T>(req: FhirRequest, what: string): Promise<T> {

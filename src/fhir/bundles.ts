@@ -1,8 +1,10 @@
 /**
  * Bundles written as text: stored resources are spliced in as the JSON they were stored as, so a
- * search or history page is never parsed and re-serialised resource by resource.
+ * search or history page is never parsed and re-serialised resource by resource — and when the
+ * database gave their text as bytes, never decoded either: the Bundle is then put together as bytes.
  */
 import type { OperationOutcome } from '@medplum/fhirtypes';
+import type { StoredText } from '../store/db.js';
 
 export interface BundleLink {
   relation: 'self' | 'next' | 'previous';
@@ -12,7 +14,7 @@ export interface BundleLink {
 export interface BundleEntryText {
   fullUrl?: string;
   /** JSON text of the resource, if the entry carries one. */
-  resource?: string;
+  resource?: StoredText;
   /** Other members of the entry (search, request, response), serialised with JSON.stringify. */
   extra?: Record<string, unknown>;
 }
@@ -21,7 +23,7 @@ export function fullUrl(baseUrl: string, type: string, id: string): string {
   return `${baseUrl}/${type}/${id}`;
 }
 
-export function bundleText(type: string, options: { total?: number; link?: BundleLink[]; entries: BundleEntryText[] }): string {
+export function bundleText(type: string, options: { total?: number; link?: BundleLink[]; entries: BundleEntryText[] }): StoredText {
   const head: Record<string, unknown> = {
     resourceType: 'Bundle',
     id: crypto.randomUUID(),
@@ -33,7 +35,22 @@ export function bundleText(type: string, options: { total?: number; link?: Bundl
   const headText = JSON.stringify(head);
   // FHIR JSON has no empty arrays: a Bundle without entries has no `entry` member.
   if (!options.entries.length) return headText;
-  return `${headText.slice(0, -1)},"entry":[${options.entries.map(entryText).join(',')}]}`;
+  const open = `${headText.slice(0, -1)},"entry":[`;
+  if (!options.entries.some((e) => typeof e.resource === 'object')) {
+    return `${open}${options.entries.map((e) => entryParts(e).join('')).join(',')}]}`;
+  }
+  const chunks: Buffer[] = [];
+  let text = open;
+  options.entries.forEach((e, i) => {
+    const [before, resource, after] = entryParts(e);
+    text += `${i ? ',' : ''}${before}`;
+    if (typeof resource === 'object') {
+      chunks.push(Buffer.from(text), resource);
+      text = after;
+    } else text += resource + after;
+  });
+  chunks.push(Buffer.from(`${text}]}`));
+  return Buffer.concat(chunks);
 }
 
 /** The entry members of a search match and of an included resource: constants, serialised once. */
@@ -52,12 +69,12 @@ function members(extra: Record<string, unknown>): string {
   return text;
 }
 
-function entryText(e: BundleEntryText): string {
-  let text = e.fullUrl !== undefined ? `"fullUrl":${JSON.stringify(e.fullUrl)}` : '';
-  if (e.resource !== undefined) text += `${text ? ',' : ''}"resource":${e.resource}`;
+/** An entry's text: what comes before its resource, the resource ('' for none), and what follows it. */
+function entryParts(e: BundleEntryText): [string, StoredText, string] {
+  const url = e.fullUrl !== undefined ? `"fullUrl":${JSON.stringify(e.fullUrl)}` : '';
   const extra = e.extra ? members(e.extra) : '';
-  if (extra) text += `${text ? ',' : ''}${extra}`;
-  return `{${text}}`;
+  if (e.resource === undefined) return [`{${url}${url && extra ? ',' : ''}${extra}}`, '', ''];
+  return [`{${url}${url ? ',' : ''}"resource":`, e.resource, `${extra ? ',' : ''}${extra}}`];
 }
 
 /** An entry carrying an OperationOutcome about the search itself (e.g. ignored parameters). */

@@ -6,7 +6,7 @@
  * transaction, and in-process callers (seeding, tests).
  */
 import type { AuditWriter } from '../security/audit.js';
-import { DatabaseUnavailableError, forReading, isRetryable, type Queryable, type Transaction } from '../store/db.js';
+import { DatabaseUnavailableError, forReading, isRetryable, type Queryable, textOf, type Transaction } from '../store/db.js';
 import type { Interaction } from './access.js';
 import { definitions } from './definitions.js';
 import { auditLogRead, auditLogSearch } from './interactions/audit-log.js';
@@ -319,7 +319,7 @@ export class FhirEngine {
 
 function failureText(res: FhirResponse): string | undefined {
   try {
-    return (JSON.parse(res.body ?? '{}') as { issue?: Array<{ details?: { text?: string } }> }).issue?.[0]?.details?.text;
+    return (JSON.parse(textOf(res.body ?? '{}')) as { issue?: Array<{ details?: { text?: string } }> }).issue?.[0]?.details?.text;
   } catch {
     return undefined;
   }

@@ -5,6 +5,7 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Summary } from '../search/query.js';
+import { type StoredText, textOf } from '../store/db.js';
 import { definitions } from './definitions.js';
 
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };
@@ -60,9 +61,9 @@ function keep(resource: Resource, predicate: (stem: string) => boolean, choices:
 }
 
 /** Applies _summary / _elements to a stored resource's JSON text; returns the text unchanged when neither applies. */
-export function subset(content: string, summary: Summary | undefined, elements: string[] | undefined): string {
+export function subset(content: StoredText, summary: Summary | undefined, elements: string[] | undefined): StoredText {
   if ((!summary || summary === 'false') && !elements?.length) return content;
-  const resource = JSON.parse(content) as Resource;
+  const resource = JSON.parse(textOf(content)) as Resource;
   const info = elementsOf(resource.resourceType);
   let result: Resource;
   if (elements?.length) {

@@ -5,6 +5,7 @@
  */
 import type { Principal } from '../security/principal.js';
 import type { Access } from './access.js';
+import type { StoredText } from '../store/db.js';
 
 export type FhirMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -43,8 +44,8 @@ export interface ResourceRef {
 
 export interface FhirResponse {
   status: number;
-  /** JSON text of the resource or Bundle or OperationOutcome, if any. */
-  body?: string;
+  /** JSON text of the resource or Bundle or OperationOutcome, if any: as bytes when served from stored bytes. */
+  body?: StoredText;
   location?: string;
   versionId?: string;
   lastModified?: Date;

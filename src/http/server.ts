@@ -30,6 +30,7 @@ import type { FhirMethod, FhirRequest, FhirResponse, RequestContext } from '../f
 import type { AuthRequest } from '../security/authenticate.js';
 import type { Principal } from '../security/principal.js';
 import { CONSISTENCY_HEADER, withConsistency } from '../store/replica.js';
+import { textOf } from '../store/db.js';
 import { registerHealth } from './health.js';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -111,7 +112,7 @@ function send(reply: FastifyReply, res: FhirResponse, head: boolean, pretty: boo
   // A response may be something other than FHIR JSON (an export's NDJSON file) and say so.
   if (res.headers?.['content-type']) return reply.send(res.body);
   reply.header('content-type', FHIR_JSON);
-  return reply.send(pretty ? JSON.stringify(JSON.parse(res.body), null, 2) : res.body);
+  return reply.send(pretty ? JSON.stringify(JSON.parse(textOf(res.body)), null, 2) : res.body);
 }
 
 /** Request logs with method, path (no query string: it may hold personal data), status and time. */

@@ -28,6 +28,7 @@ import { parseETag } from '../fhir/writer.js';
 import { reasonProblem } from '../fhir/validation/security.js';
 import { EXTENSION, ZONE_LEVELS, type ZoneLevel } from './conventions.js';
 import { LAST_UPDATED_BY } from './provenance.js';
+import { textOf } from '../store/db.js';
 
 // ---------------------------------------------------------------------------------------------
 // NHN's shapes (reference: nhn-careplan-api.md §6.1 ClinicalContentRequest, Zone, Response,
@@ -278,7 +279,7 @@ export function nhnPlan(plan: CarePlan): NhnPlan {
 async function readPlan(s: Services, call: Call, id: string, conditional: boolean): Promise<FhirResponse & { plan?: CarePlan }> {
   const { ifNoneMatch: _n, ifModifiedSince: _m, ...req } = call.req;
   const res = await read(s, { ...call, req: { ...(conditional ? call.req : req), method: 'GET', query: [], path: `CarePlan/${id}` } }, 'CarePlan', id);
-  return res.status === 200 && res.body ? { ...res, plan: JSON.parse(res.body) as CarePlan } : res;
+  return res.status === 200 && res.body ? { ...res, plan: JSON.parse(textOf(res.body)) as CarePlan } : res;
 }
 
 function respond(res: FhirResponse, plan: CarePlan): FhirResponse {

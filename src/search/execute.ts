@@ -1,13 +1,13 @@
 /** Runs a parsed search: one page of matches, the included resources, the total, paging cursors. */
-import type { Queryable } from '../store/db.js';
-import type { ReadRule } from '../store/resources.js';
+import type { Queryable, StoredText } from '../store/db.js';
+import { asked, type ReadRule, type TextAs } from '../store/resources.js';
 import { findIncludes, type IncludedRow, includedWithPage } from './include.js';
 import type { Cursor, SearchQuery } from './query.js';
 import { countQuery, pageQuery, type PageRow } from './sql.js';
 
-export interface SearchResult {
-  matches: IncludedRow[];
-  included: IncludedRow[];
+export interface SearchResult<Text extends StoredText = string> {
+  matches: Array<IncludedRow<Text>>;
+  included: Array<IncludedRow<Text>>;
   total?: number;
   next?: Cursor;
   prev?: Cursor;
@@ -23,8 +23,10 @@ function cursorAt(query: SearchQuery, row: RawPageRow, direction: Cursor['direct
   return { keys: query.sort.map((_, i) => row[`k${i}`] ?? null), rid: row.rid, direction };
 }
 
-/** Runs `query` showing only rows `visible` allows (the caller's access rule). */
-export async function executeSearch(q: Queryable, query: SearchQuery, visible: ReadRule | undefined): Promise<SearchResult> {
+/** Runs `query` showing only rows `visible` allows (the caller's access rule); the resources' text as asked. */
+export async function executeSearch(q: Queryable, query: SearchQuery, visible: ReadRule | undefined): Promise<SearchResult>;
+export async function executeSearch(q: Queryable, query: SearchQuery, visible: ReadRule | undefined, as: TextAs): Promise<SearchResult<StoredText>>;
+export async function executeSearch(q: Queryable, query: SearchQuery, visible: ReadRule | undefined, as: TextAs = 'string'): Promise<SearchResult<StoredText>> {
   const count = async () => {
     const c = countQuery(query, visible);
     return (await q.query<{ total: number }>(c.sql, c.parameters))[0]?.total ?? 0;
@@ -34,7 +36,8 @@ export async function executeSearch(q: Queryable, query: SearchQuery, visible: R
   }
   const included = includedWithPage(query, visible);
   const compiled = pageQuery(query, visible, included);
-  const read = await q.query<RawPageRow>(compiled.sql, compiled.parameters);
+  const options = asked(as);
+  const read = await q.query<RawPageRow>(compiled.sql, compiled.parameters, options);
   let rows = included ? read.filter((r) => r.n != null).sort((a, b) => (a.n as number) - (b.n as number)) : read;
   const withPage = included ? read.filter((r) => r.n == null) : undefined;
   const more = rows.length > query.count;
@@ -43,11 +46,11 @@ export async function executeSearch(q: Queryable, query: SearchQuery, visible: R
   if (backwards) rows.reverse();
   const first = rows[0];
   const last = rows[rows.length - 1];
-  const result: SearchResult = { matches: rows, included: [] };
+  const result: SearchResult<StoredText> = { matches: rows, included: [] };
   // Going forward, a cursor means pages lie behind us; going back, we came from a later page.
   if (last && (backwards || more)) result.next = cursorAt(query, last, 'next');
   if (first && (backwards ? more : !!query.cursor)) result.prev = cursorAt(query, first, 'prev');
   if (query.total !== 'none') result.total = !query.cursor && !more ? rows.length : await count();
-  result.included = await findIncludes(q, query.includes, query.revincludes, rows, visible, withPage);
+  result.included = await findIncludes(q, query.includes, query.revincludes, rows, visible, withPage, options);
   return result;
 }

@@ -5,19 +5,22 @@
  * rounds. Included resources are read with the same "not deleted" and access rules as matches.
  */
 import { sql } from 'kysely';
-import type { Queryable } from '../store/db.js';
+import type { Queryable, QueryOptions, StoredText } from '../store/db.js';
 import { type ReadRule, servedColumns } from '../store/resources.js';
 import type { IncludeSpec, SearchQuery } from './query.js';
 import { searchRegistry } from './registry.js';
 import { compile, type Fragment } from '../store/sql.js';
 
-export interface IncludedRow {
+export interface IncludedRow<Text extends StoredText = string> {
   rid: number;
   type: string;
   id: string;
   version: number;
-  content: string;
+  content: Text;
 }
+
+/** Rows as read here: their text as the caller asked for it (QueryOptions.bytes). */
+type Row = IncludedRow<StoredText>;
 
 /** Rounds of `:iterate` after the first, and the most resources a page may include. */
 const MAX_ITERATIONS = 4;
@@ -58,12 +61,12 @@ function following(spec: IncludeSpec, types: readonly string[]): Followed | unde
   return spec.targetType ? { sps, targetType: spec.targetType } : { sps };
 }
 
-async function forward(q: Queryable, spec: IncludeSpec, from: IncludedRow[], visible: ReadRule | undefined): Promise<IncludedRow[]> {
+async function forward(q: Queryable, spec: IncludeSpec, from: Row[], visible: ReadRule | undefined, options: QueryOptions | undefined): Promise<Row[]> {
   const followed = following(spec, [...new Set(from.map((row) => row.type))]);
   if (!followed) return [];
   const sources = from.filter((row) => startsFrom(spec, row.type));
   const compiled = compile(referencedBy(sql`x.rid = ANY(${sources.map((s) => s.rid)}::bigint[])`, [followed], visible));
-  return q.query<IncludedRow>(compiled.sql, compiled.parameters);
+  return q.query<Row>(compiled.sql, compiled.parameters, options);
 }
 
 /**
@@ -78,11 +81,11 @@ export function includedWithPage(query: SearchQuery, visible: ReadRule | undefin
   return (pageRids) => referencedBy(sql`x.rid IN (${pageRids})`, followed, visible);
 }
 
-async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[], visible: ReadRule | undefined): Promise<IncludedRow[]> {
+async function reverse(q: Queryable, spec: IncludeSpec, to: Row[], visible: ReadRule | undefined, options: QueryOptions | undefined): Promise<Row[]> {
   const rule = visible?.filter('s');
   const byType = new Map<string, string[]>();
   for (const row of to) byType.set(row.type, [...(byType.get(row.type) ?? []), row.id]);
-  const results: IncludedRow[] = [];
+  const results: Row[] = [];
   for (const [type, ids] of byType) {
     if (spec.param && spec.param.targets.length && !spec.param.targets.includes(type)) continue;
     const compiled = compile(sql`SELECT DISTINCT s.rid, s.type, s.id, ${servedColumns(visible, 's')}
@@ -90,7 +93,7 @@ async function reverse(q: Queryable, spec: IncludeSpec, to: IncludedRow[], visib
       WHERE x.target_type = ${type} AND x.target_id = ANY(${ids}::text[]) AND NOT s.deleted
       ${spec.param ? sql`AND x.sp = ${spec.param.sp}` : sql``}
       ${spec.sourceType !== '*' ? sql`AND s.type = ${spec.sourceType}` : sql``} ${rule ? sql`AND ${rule}` : sql``}`);
-    results.push(...(await q.query<IncludedRow>(compiled.sql, compiled.parameters)));
+    results.push(...(await q.query<Row>(compiled.sql, compiled.parameters, options)));
   }
   return results;
 }
@@ -103,21 +106,22 @@ export async function findIncludes(
   q: Queryable,
   includes: IncludeSpec[],
   revincludes: IncludeSpec[],
-  matches: IncludedRow[],
+  matches: Row[],
   visible: ReadRule | undefined,
-  withPage?: IncludedRow[],
-): Promise<IncludedRow[]> {
+  withPage: Row[] | undefined,
+  options: QueryOptions | undefined,
+): Promise<Row[]> {
   if (!includes.length && !revincludes.length) return [];
   const seen = new Set(matches.map((m) => m.rid));
-  const included: IncludedRow[] = [];
+  const included: Row[] = [];
   let frontier = matches;
   for (let round = 0; round <= MAX_ITERATIONS && frontier.length; round++) {
     const active = (specs: IncludeSpec[]) => (round === 0 ? specs : specs.filter((s) => s.iterate));
-    const found: IncludedRow[] = [];
+    const found: Row[] = [];
     if (round === 0 && withPage) found.push(...withPage);
-    else for (const spec of active(includes)) found.push(...(await forward(q, spec, frontier, visible)));
-    for (const spec of active(revincludes)) found.push(...(await reverse(q, spec, frontier, visible)));
-    const fresh: IncludedRow[] = [];
+    else for (const spec of active(includes)) found.push(...(await forward(q, spec, frontier, visible, options)));
+    for (const spec of active(revincludes)) found.push(...(await reverse(q, spec, frontier, visible, options)));
+    const fresh: Row[] = [];
     for (const row of found) {
       if (seen.has(row.rid)) continue;
       seen.add(row.rid);

@@ -10,6 +10,7 @@ import { type CompiledQuery, compile, type Fragment } from '../store/sql.js';
 import { identifierSp } from './extract.js';
 import type { Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
 import { type ReadRule, servedColumns } from '../store/resources.js';
+import type { StoredText } from '../store/db.js';
 import type { ParamDef } from './registry.js';
 import { escapeLike, type DateRange, type NumberValue } from './values.js';
 
@@ -292,7 +293,7 @@ export interface PageRow {
   type: string;
   id: string;
   version: number;
-  content: string;
+  content: StoredText;
   /** Sort key values as text, for the paging cursor. */
   keys: Array<string | null>;
 }

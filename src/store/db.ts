@@ -4,7 +4,24 @@
  * run the same migrations; timestamps come back as Date, bigint as number, numeric as string.
  */
 export interface Queryable {
-  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]>;
+}
+
+export interface QueryOptions {
+  /**
+   * A text column to return as the UTF-8 bytes the database sent (a Buffer) where the driver can
+   * — the PostgreSQL server — so stored resource text is served as it came, never decoded into a
+   * string and encoded again. PGlite gives it as a string.
+   */
+  bytes?: string;
+}
+
+/** JSON text of a stored resource: a string, or the bytes the database sent (see QueryOptions.bytes). */
+export type StoredText = string | Buffer;
+
+/** `text` as a string, decoding bytes. */
+export function textOf(text: StoredText): string {
+  return typeof text === 'string' ? text : text.toString('utf8');
 }
 
 /** A connection inside an open transaction. */

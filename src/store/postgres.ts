@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { DatabaseUnavailableError, type DeferredStatement, deferredFailure, type Queryable, runTransaction, sqlState, type Database, type Transaction } from './db.js';
+import { DatabaseUnavailableError, type DeferredStatement, deferredFailure, type Queryable, type QueryOptions, runTransaction, sqlState, type Database, type Transaction } from './db.js';
 
 export interface PostgresOptions {
   max?: number;
@@ -41,9 +41,11 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       },
     },
   });
-  const run = async <R>(q: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[]): Promise<R[]> => {
+  const run = async <R>(q: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> => {
     try {
-      return (await q.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true })) as unknown as R[];
+      // `bytes` is read by the patched driver (scripts/patch-postgres.mjs, fix 5).
+      const unsafeOptions = (options?.bytes ? { prepare: true, bytes: options.bytes } : { prepare: true }) as postgres.UnsafeQueryOptions;
+      return (await q.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], unsafeOptions)) as unknown as R[];
     } catch (err) {
       throw translate(err);
     }
@@ -57,7 +59,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   async function transaction<T>(body: (query: Queryable['query']) => Promise<T>, deferred: readonly DeferredStatement[]): Promise<T> {
     let settling: Promise<Array<PromiseSettledResult<unknown>>> = Promise.resolve([]);
     const value = (await sql.begin(async (t) => {
-      const result = await body(<R>(text: string, params?: readonly unknown[]) => run<R>(t, text, params));
+      const result = await body(<R>(text: string, params?: readonly unknown[], options?: QueryOptions) => run<R>(t, text, params, options));
       // Handled from now on (a rejection must never go unhandled), looked at once COMMIT is answered.
       settling = Promise.allSettled(deferred.map((d) => run(t, d.text, d.params)));
       return result;
@@ -71,7 +73,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   if (options.check !== false) await run(sql, 'SELECT 1');
   return {
     kind: 'postgres',
-    query: <R>(text: string, params?: readonly unknown[]) => run<R>(sql, text, params),
+    query: <R>(text: string, params?: readonly unknown[], options?: QueryOptions) => run<R>(sql, text, params, options),
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       try {
         return await runTransaction(transaction, fn);

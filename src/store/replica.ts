@@ -19,7 +19,7 @@
  * read slower, never wrong and never an error.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { DatabaseUnavailableError, type Database, type Transaction } from './db.js';
+import { DatabaseUnavailableError, type Database, type QueryOptions, type Transaction } from './db.js';
 
 export interface ReplicaOptions {
   /** Bound on staleness for writes made by other instances (the primary's position is sampled at half this period). */
@@ -187,11 +187,11 @@ export async function openReplicated(primary: Database, replica: Database, optio
     return result;
   };
 
-  const read = async <R>(text: string, params?: readonly unknown[]): Promise<R[]> => {
+  const read = async <R>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> => {
     const need = max(floor, scopes.getStore()?.after ?? 0n);
     if (await caughtUp(need)) {
       try {
-        const rows = await replica.query<R>(text, params);
+        const rows = await replica.query<R>(text, params, options);
         stats.replica++;
         return rows;
       } catch (err) {
@@ -202,12 +202,12 @@ export async function openReplicated(primary: Database, replica: Database, optio
       }
     }
     stats.primary++;
-    return primary.query<R>(text, params);
+    return primary.query<R>(text, params, options);
   };
 
   const db: ReplicatedDatabase = {
     kind: primary.kind,
-    query: <R>(text: string, params?: readonly unknown[]) => primary.query<R>(text, params),
+    query: <R>(text: string, params?: readonly unknown[], options?: QueryOptions) => primary.query<R>(text, params, options),
     transaction,
     listen: (channel, onNotify, onListening) => primary.listen(channel, onNotify, onListening),
     // A Database too, so that a write that reaches it by mistake still goes to the primary.

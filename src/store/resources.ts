@@ -6,7 +6,7 @@
  */
 import { sql } from 'kysely';
 import type { IndexRows } from '../search/extract.js';
-import type { Queryable, Transaction } from './db.js';
+import type { Queryable, QueryOptions, StoredText, Transaction } from './db.js';
 import { compile, type Fragment } from './sql.js';
 
 /**
@@ -30,7 +30,14 @@ export function servedColumns(rule: ReadRule | undefined, alias: string, withLas
   return sql`${columns}, ${served ? served.lastUpdated : r('last_updated')} AS "lastUpdated"`;
 }
 
-export interface StoredResource {
+/** How a caller takes the stored text: 'bytes' for serving it as it is (QueryOptions.bytes). */
+export type TextAs = 'string' | 'bytes';
+
+const AS_BYTES: QueryOptions = { bytes: 'content' };
+/** The query options that give the text as asked. */
+export const asked = (as: TextAs): QueryOptions | undefined => (as === 'bytes' ? AS_BYTES : undefined);
+
+export interface StoredResource<Text extends StoredText = string> {
   rid: number;
   type: string;
   id: string;
@@ -38,19 +45,19 @@ export interface StoredResource {
   lastUpdated: Date;
   deleted: boolean;
   /** JSON text of the current version; null when deleted. */
-  content: string | null;
+  content: Text | null;
   /** Patient compartments of the current version, e.g. ["Patient/123"]. */
   compartments: string[];
 }
 
-export interface VersionRow {
+export interface VersionRow<Text extends StoredText = string> {
   rid: number;
   type: string;
   id: string;
   version: number;
   lastUpdated: Date;
   method: string;
-  content: string | null;
+  content: Text | null;
 }
 
 export interface NewVersion {
@@ -230,15 +237,17 @@ export interface Reindexed {
 
 export class ResourceStore {
   /** The current version (or deletion marker) of a resource, if the caller may see it. */
-  async read(q: Queryable, type: string, id: string, rule?: ReadRule): Promise<StoredResource | undefined> {
+  async read(q: Queryable, type: string, id: string, rule?: ReadRule): Promise<StoredResource | undefined>;
+  async read(q: Queryable, type: string, id: string, rule: ReadRule | undefined, as: TextAs): Promise<StoredResource<StoredText> | undefined>;
+  async read(q: Queryable, type: string, id: string, rule?: ReadRule, as: TextAs = 'string'): Promise<StoredResource<StoredText> | undefined> {
     const filter = rule?.filter('r');
     if (!filter) {
-      const rows = await q.query<StoredResource>(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2`, [type, id]);
+      const rows = await q.query<StoredResource<StoredText>>(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE type = $1 AND id = $2`, [type, id], asked(as));
       return rows[0];
     }
     const c = compile(sql`SELECT r.rid, r.type, r.id, r.deleted, r.compartments, ${servedColumns(rule, 'r', true)}
       FROM resources AS r WHERE r.type = ${type} AND r.id = ${id} AND ${filter}`);
-    return (await q.query<StoredResource>(c.sql, c.parameters))[0];
+    return (await q.query<StoredResource<StoredText>>(c.sql, c.parameters, asked(as)))[0];
   }
 
   /** Like read, but locks the row until the transaction ends, so concurrent writers queue. */
@@ -250,11 +259,12 @@ export class ResourceStore {
     return rows[0];
   }
 
-  async readVersion(q: Queryable, type: string, id: string, version: number, visible?: ReadRule): Promise<VersionRow | undefined> {
+  /** One version of a resource, if the caller may see the resource; its text to be served as it is. */
+  async readVersion(q: Queryable, type: string, id: string, version: number, visible?: ReadRule): Promise<VersionRow<StoredText> | undefined> {
     const c = compile(sql`SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
        FROM resources AS r JOIN resource_versions AS v ON v.rid = r.rid
        WHERE r.type = ${type} AND r.id = ${id} AND v.version = ${version} ${andFilter(visible)}`);
-    return (await q.query<VersionRow>(c.sql, c.parameters))[0];
+    return (await q.query<VersionRow<StoredText>>(c.sql, c.parameters, AS_BYTES))[0];
   }
 
   /** Inserts version 1 (or the first version under a client id). Returns undefined if (type, id) exists. */
@@ -312,12 +322,13 @@ export class ResourceStore {
   /**
    * Versions newest first: of one resource (`rid`), of one type, or of everything. Paged by a
    * keyset (`before`: the last row of the previous page), so pages stay stable while writes go on.
+   * Their text is to be served as it is.
    */
   async history(
     q: Queryable,
     scope: { rid?: number; type?: string },
     options: { since?: string; count: number; before?: HistoryCursor; visible?: ReadRule },
-  ): Promise<VersionRow[]> {
+  ): Promise<Array<VersionRow<StoredText>>> {
     const where: Fragment[] = [];
     if (scope.rid !== undefined) where.push(sql`v.rid = ${scope.rid}`);
     if (scope.type !== undefined) where.push(sql`v.type = ${scope.type}`);
@@ -333,7 +344,7 @@ export class ResourceStore {
     const c = compile(sql`SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
       FROM ${from} ${where.length ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``}
       ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT ${options.count}`);
-    return q.query<VersionRow>(c.sql, c.parameters);
+    return q.query<VersionRow<StoredText>>(c.sql, c.parameters, AS_BYTES);
   }
 }
 

@@ -67,6 +67,30 @@ describe('read and vread', () => {
     expect(res.headers['last-modified']).toBe(new Date(created.meta?.lastUpdated as string).toUTCString());
   });
 
+  // On PostgreSQL the stored text travels as the bytes the database sent (never decoded and
+  // encoded again), on PGlite as a string: every path must serve it unchanged either way.
+  it('serves the stored text unchanged on every read path: read, vread, search, history, batch', async () => {
+    const body = { ...patient('Ærø – Šťastný 🚶 "sitat" \\ 中文\u2028'), name: [{ family: 'Ærø – Šťastný 🚶 "sitat" \\ 中文\u2028', given: ['Åse'] }] };
+    const created = await t.request<Patient>('POST', 'Patient', { body, headers: { prefer: 'return=representation' } });
+    const stored = created.text;
+    const id = created.body.id as string;
+    const read = await t.request('GET', `Patient/${id}`);
+    expect(read.text).toBe(stored);
+    expect(Number(read.headers['content-length'])).toBe(Buffer.byteLength(stored));
+    expect((await t.request('GET', `Patient/${id}/_history/1`)).text).toBe(stored);
+    for (const path of [`Patient?_id=${id}`, `Patient/${id}/_history`]) {
+      const bundle = await t.request<{ entry: Array<{ resource: Patient }> }>('GET', path);
+      expect(bundle.text).toContain(`"resource":${stored}`);
+      expect(bundle.body.entry[0]?.resource).toEqual(created.body);
+    }
+    const batch = await t.request<{ entry: Array<{ resource: Patient }> }>('POST', '', {
+      body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient/${id}` } }] },
+    });
+    expect(batch.text).toContain(`"resource":${stored}`);
+    expect((await t.request('GET', `Patient/${id}?_pretty=true`)).body).toEqual(created.body);
+    expect((await t.request<Patient>('GET', `Patient/${id}?_elements=name`)).body.name).toEqual(created.body.name);
+  });
+
   it('answers 404 with an OperationOutcome for an unknown id', async () => {
     const res = await t.request<{ resourceType: string; issue: Array<{ code: string }> }>('GET', 'Patient/does-not-exist');
     expect(res.status).toBe(404);

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/store/db.js';
-import { sqlState } from '../../src/store/db.js';
-import { openTestDatabase, type TestDatabase } from '../support/db.js';
+import { sqlState, textOf } from '../../src/store/db.js';
+import { onServer, openTestDatabase, type TestDatabase } from '../support/db.js';
 
 let t: TestDatabase;
 let db: Database;
@@ -121,5 +121,25 @@ describe('a statement run many times', () => {
     const [row] = await db.query<Record<string, unknown>>(all, [1]);
     expect(row).toHaveProperty('extra', null);
     expect(row).toHaveProperty('label', 'Ågot Ødegård');
+  });
+
+  // QueryOptions.bytes (scripts/patch-postgres.mjs, fix 5): the server's driver hands the named
+  // column over as the UTF-8 it received; other columns, and the other driver, give strings.
+  it('gives the column named in `bytes` as the bytes the server sent, where the driver can', async () => {
+    const label = 'Ågot – 🚶 "x" \u2028';
+    await db.query(INSERT, [40, label, null, null, null]);
+    for (let i = 0; i < 3; i++) {
+      const [row] = await db.query<{ label: string | Buffer; id: number; tags: null }>(SELECT, [40], { bytes: 'label' });
+      expect(row?.id).toBe(40);
+      if (onServer) expect(Buffer.isBuffer(row?.label) && row.label.equals(Buffer.from(label))).toBe(true);
+      else expect(row?.label).toBe(label);
+      const [text] = await db.query<{ label: string }>(SELECT, [40]);
+      expect(text?.label).toBe(label);
+    }
+    await db.transaction(async (tx) => {
+      const [row] = await tx.query<{ label: string | Buffer }>(SELECT, [40], { bytes: 'label' });
+      expect(textOf(row?.label as string | Buffer)).toBe(label);
+      expect(typeof row?.label).toBe(onServer ? 'object' : 'string');
+    });
   });
 });

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { type App, type AppOptions, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
-import type { Database } from '../../src/store/db.js';
+import { type Database, textOf } from '../../src/store/db.js';
 import { openTestDatabase, type TestDatabase } from './db.js';
 
 export const BASE = 'http://test.local/fhir';
@@ -96,7 +96,7 @@ export async function startTestServer(
         { method: method as 'GET', path: p, query: [...new URLSearchParams(q).entries()], ...(body !== undefined ? { body, bodyKind: 'resource' as const } : {}) },
         { requestId: 'test-seed', baseUrl: BASE, access: SYSTEM_ACCESS },
       );
-      return { status: res.status, body: (res.body ? JSON.parse(res.body) : {}) as never };
+      return { status: res.status, body: (res.body ? JSON.parse(textOf(res.body)) : {}) as never };
     },
     async close() {
       await app.close();

@@ -5,7 +5,7 @@
  * everything back. A batch runs each entry on its own and reports each outcome.
  */
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
-import { inTransaction } from '../../store/db.js';
+import { inTransaction, textOf } from '../../store/db.js';
 import { bundleText, type BundleEntryText } from '../bundles.js';
 import type { FhirEngine } from '../engine.js';
 import { errors, FhirError, issue } from '../outcomes.js';
@@ -109,9 +109,10 @@ function responseEntry(res: FhirResponse): BundleEntryText {
   if (res.location) response.location = res.location;
   if (res.versionId) response.etag = `W/"${res.versionId}"`;
   if (res.lastModified) response.lastModified = res.lastModified.toISOString();
-  const isOutcome = res.status >= 400 && res.body !== undefined;
-  if (isOutcome) response.outcome = JSON.parse(res.body as string);
-  return { ...(res.body !== undefined && !isOutcome ? { resource: res.body } : {}), extra: { response } };
+  if (res.body === undefined) return { extra: { response } };
+  if (res.status < 400) return { resource: res.body, extra: { response } };
+  response.outcome = JSON.parse(textOf(res.body));
+  return { extra: { response } };
 }
 
 function checkBundle(body: unknown): Bundle {

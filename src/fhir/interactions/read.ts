@@ -1,6 +1,6 @@
 /**
- * read and vread (https://hl7.org/fhir/R4/http.html#read): the stored JSON text is returned as is
- * (unless _summary/_elements ask for less), with ETag and Last-Modified; If-None-Match and
+ * read and vread (https://hl7.org/fhir/R4/http.html#read): the stored JSON text is returned as is,
+ * as the bytes the database sent where the driver gives them (unless _summary/_elements ask for less), with ETag and Last-Modified; If-None-Match and
  * If-Modified-Since give 304. A deleted resource gives 410 Gone.
  */
 import { visibility } from '../access.js';
@@ -44,7 +44,7 @@ function subsetParams(call: Call): { summary?: Summary; elements?: string[] } {
 }
 
 export async function read(s: Services, call: Call, type: string, id: string): Promise<FhirResponse> {
-  const row = await s.store.read(call.q, type, id, visibility(call.ctx.access));
+  const row = await s.store.read(call.q, type, id, visibility(call.ctx.access), 'bytes');
   if (!row) throw errors.notFound(type, id);
   if (row.deleted || row.content === null) throw errors.gone(type, id);
   const headers = { versionId: String(row.version), lastModified: row.lastUpdated, touched: [{ type, id, version: row.version }] };

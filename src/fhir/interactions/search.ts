@@ -33,7 +33,7 @@ export async function search(
     baseUrl: ctx.baseUrl,
     ...(options.compartment ? { compartment: options.compartment } : {}),
   });
-  const result = await executeSearch(call.q, query, visibility(ctx.access));
+  const result = await executeSearch(call.q, query, visibility(ctx.access), 'bytes');
 
   const path = options.compartment ? `${options.compartment}/${type}` : (type ?? '');
   const base = path ? `${ctx.baseUrl}/${path}` : ctx.baseUrl;
