@@ -6,7 +6,7 @@
  */
 import { sql } from 'kysely';
 import { errors } from '../fhir/outcomes.js';
-import { type CompiledQuery, compile, type Fragment } from '../store/sql.js';
+import { column, type CompiledQuery, compile, type Fragment } from '../store/sql.js';
 import { identifierSp } from './extract.js';
 import type { Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
 import { type ReadRule, servedColumns } from '../store/resources.js';
@@ -29,8 +29,6 @@ function or(parts: Fragment[]): Fragment {
   return parts.length === 1 ? (parts[0] as Fragment) : sql`(${sql.join(parts, sql` OR `)})`;
 }
 
-const col = (alias: string, column: string): Fragment => sql.ref(`${alias}.${column}`);
-
 /** The smallest string greater than every string starting with `prefix` (C collation order). */
 function prefixUpperBound(prefix: string): string {
   return `${prefix}\u{10FFFF}`;
@@ -43,9 +41,9 @@ function startsWith(column: Fragment, prefix: string): Fragment {
 
 function tokenCondition(x: string, v: TokenValue): Fragment {
   const parts: Fragment[] = [];
-  if (v.code !== undefined) parts.push(sql`${col(x, 'code')} = ${v.code}`);
-  if (v.system === null) parts.push(sql`${col(x, 'system')} IS NULL`);
-  else if (v.system !== undefined) parts.push(sql`${col(x, 'system')} = ${v.system}`);
+  if (v.code !== undefined) parts.push(sql`${column(x, 'code')} = ${v.code}`);
+  if (v.system === null) parts.push(sql`${column(x, 'system')} IS NULL`);
+  else if (v.system !== undefined) parts.push(sql`${column(x, 'system')} = ${v.system}`);
   return and(parts);
 }
 
@@ -122,44 +120,44 @@ function valueCondition(f: ParamFilter, value: Value, x: string): Fragment {
     case 'token':
       return tokenCondition(x, value.token);
     case 'text':
-      return startsWith(col(x, 'display'), value.text);
+      return startsWith(column(x, 'display'), value.text);
     case 'string':
-      if (f.modifier === 'exact') return sql`${col(x, 'exact')} = ${value.text}`;
-      if (f.modifier === 'contains') return sql`${col(x, 'norm')} LIKE ${`%${escapeLike(value.text)}%`}`;
-      return startsWith(col(x, 'norm'), value.text);
+      if (f.modifier === 'exact') return sql`${column(x, 'exact')} = ${value.text}`;
+      if (f.modifier === 'contains') return sql`${column(x, 'norm')} LIKE ${`%${escapeLike(value.text)}%`}`;
+      return startsWith(column(x, 'norm'), value.text);
     case 'date':
-      return dateCondition(col(x, 'lo'), col(x, 'hi'), value.prefix, value.range);
+      return dateCondition(column(x, 'lo'), column(x, 'hi'), value.prefix, value.range);
     case 'number':
-      return numberCondition(col(x, 'lo'), col(x, 'hi'), value.prefix, value.number);
+      return numberCondition(column(x, 'lo'), column(x, 'hi'), value.prefix, value.number);
     case 'quantity': {
-      const parts = [numberCondition(col(x, 'lo'), col(x, 'hi'), value.prefix, value.number)];
-      if (value.system) parts.push(sql`${col(x, 'system')} = ${value.system}`);
+      const parts = [numberCondition(column(x, 'lo'), column(x, 'hi'), value.prefix, value.number)];
+      if (value.system) parts.push(sql`${column(x, 'system')} = ${value.system}`);
       if (value.code) {
-        parts.push(value.system ? sql`${col(x, 'code')} = ${value.code}` : sql`(${col(x, 'code')} = ${value.code} OR ${col(x, 'unit')} = ${value.code})`);
+        parts.push(value.system ? sql`${column(x, 'code')} = ${value.code}` : sql`(${column(x, 'code')} = ${value.code} OR ${column(x, 'unit')} = ${value.code})`);
       }
       return and(parts);
     }
     case 'reference': {
       if (value.url !== undefined) {
-        const parts = [sql`${col(x, 'url')} = ${value.url}`];
-        if (value.version !== undefined) parts.push(sql`${col(x, 'version')} = ${value.version}`);
+        const parts = [sql`${column(x, 'url')} = ${value.url}`];
+        if (value.version !== undefined) parts.push(sql`${column(x, 'version')} = ${value.version}`);
         return and(parts);
       }
-      const parts = [sql`${col(x, 'target_id')} = ${value.id}`];
-      if (value.targetType) parts.push(sql`${col(x, 'target_type')} = ${value.targetType}`);
-      if (value.version !== undefined) parts.push(sql`${col(x, 'version')} = ${value.version}`);
+      const parts = [sql`${column(x, 'target_id')} = ${value.id}`];
+      if (value.targetType) parts.push(sql`${column(x, 'target_type')} = ${value.targetType}`);
+      if (value.version !== undefined) parts.push(sql`${column(x, 'version')} = ${value.version}`);
       return and(parts);
     }
     case 'uri':
-      if (f.modifier === 'below') return startsWith(col(x, 'value'), value.uri);
-      if (f.modifier === 'above') return sql`${col(x, 'value')} = ANY(${uriAncestors(value.uri)}::text[])`;
-      return sql`${col(x, 'value')} = ${value.uri}`;
+      if (f.modifier === 'below') return startsWith(column(x, 'value'), value.uri);
+      if (f.modifier === 'above') return sql`${column(x, 'value')} = ANY(${uriAncestors(value.uri)}::text[])`;
+      return sql`${column(x, 'value')} = ${value.uri}`;
     case 'composite': {
-      const parts = [sql`${col(x, 'key')} = ${value.key}`];
+      const parts = [sql`${column(x, 'key')} = ${value.key}`];
       const last = value.last;
-      if (last?.type === 'date') parts.push(dateCondition(col(x, 'dlo'), col(x, 'dhi'), last.prefix, last.range));
-      else if (last?.type === 'number') parts.push(numberCondition(col(x, 'lo'), col(x, 'hi'), last.prefix, last.number));
-      else if (last?.type === 'string') parts.push(startsWith(col(x, 'str'), last.text));
+      if (last?.type === 'date') parts.push(dateCondition(column(x, 'dlo'), column(x, 'dhi'), last.prefix, last.range));
+      else if (last?.type === 'number') parts.push(numberCondition(column(x, 'lo'), column(x, 'hi'), last.prefix, last.number));
+      else if (last?.type === 'string') parts.push(startsWith(column(x, 'str'), last.text));
       return and(parts);
     }
     case 'missing':
@@ -198,31 +196,31 @@ class FilterCompiler {
   filter(f: Filter, r: string): Fragment {
     switch (f.kind) {
       case 'id':
-        return f.not ? sql`NOT (${col(r, 'id')} = ANY(${f.ids}::text[]))` : sql`${col(r, 'id')} = ANY(${f.ids}::text[])`;
+        return f.not ? sql`NOT (${column(r, 'id')} = ANY(${f.ids}::text[]))` : sql`${column(r, 'id')} = ANY(${f.ids}::text[])`;
       case 'lastUpdated':
         return and(
           f.values.map((v) => {
             // last_updated is an instant: the range [t, t + 1 ms).
-            const lu = col(r, 'last_updated');
+            const lu = column(r, 'last_updated');
             return dateCondition(lu, sql`(${lu} + interval '1 millisecond')`, v.prefix, v.range);
           }),
         );
       case 'perType':
-        return or(f.byType.map(({ type, filter }) => sql`(${col(r, 'type')} = ${type} AND ${this.filter(filter, r)})`));
+        return or(f.byType.map(({ type, filter }) => sql`(${column(r, 'type')} = ${type} AND ${this.filter(filter, r)})`));
       case 'chain': {
         const x = this.alias('x');
         const t = this.alias('r');
         return sql`EXISTS (SELECT 1 FROM idx_reference AS ${sql.id(x)} JOIN resources AS ${sql.id(t)}
-          ON ${col(t, 'type')} = ${col(x, 'target_type')} AND ${col(t, 'id')} = ${col(x, 'target_id')}
-          WHERE ${col(x, 'rid')} = ${col(r, 'rid')} AND ${col(x, 'sp')} = ${f.param.sp}
-          AND ${col(t, 'type')} = ANY(${f.targetTypes}::text[]) AND NOT ${col(t, 'deleted')} AND ${this.visibleRow(t)} AND ${this.filter(f.inner, t)})`;
+          ON ${column(t, 'type')} = ${column(x, 'target_type')} AND ${column(t, 'id')} = ${column(x, 'target_id')}
+          WHERE ${column(x, 'rid')} = ${column(r, 'rid')} AND ${column(x, 'sp')} = ${f.param.sp}
+          AND ${column(t, 'type')} = ANY(${f.targetTypes}::text[]) AND NOT ${column(t, 'deleted')} AND ${this.visibleRow(t)} AND ${this.filter(f.inner, t)})`;
       }
       case 'has': {
         const x = this.alias('x');
         const s = this.alias('r');
-        return sql`EXISTS (SELECT 1 FROM idx_reference AS ${sql.id(x)} JOIN resources AS ${sql.id(s)} ON ${col(s, 'rid')} = ${col(x, 'rid')}
-          WHERE ${col(x, 'sp')} = ${f.param.sp} AND ${col(x, 'target_type')} = ${col(r, 'type')} AND ${col(x, 'target_id')} = ${col(r, 'id')}
-          AND ${col(s, 'type')} = ${f.sourceType} AND NOT ${col(s, 'deleted')} AND ${this.visibleRow(s)} AND ${this.filter(f.inner, s)})`;
+        return sql`EXISTS (SELECT 1 FROM idx_reference AS ${sql.id(x)} JOIN resources AS ${sql.id(s)} ON ${column(s, 'rid')} = ${column(x, 'rid')}
+          WHERE ${column(x, 'sp')} = ${f.param.sp} AND ${column(x, 'target_type')} = ${column(r, 'type')} AND ${column(x, 'target_id')} = ${column(r, 'id')}
+          AND ${column(s, 'type')} = ${f.sourceType} AND NOT ${column(s, 'deleted')} AND ${this.visibleRow(s)} AND ${this.filter(f.inner, s)})`;
       }
       case 'param':
         return this.param(f, r);
@@ -235,7 +233,7 @@ class FilterCompiler {
     const table = identifier ? 'idx_token' : TABLE[f.param.type];
     const sp = identifier ? identifierSp(f.param) : f.param.sp;
     const exists = (condition: Fragment): Fragment =>
-      sql`EXISTS (SELECT 1 FROM ${sql.table(table)} AS ${sql.id(x)} WHERE ${col(x, 'rid')} = ${col(r, 'rid')} AND ${col(x, 'sp')} = ${sp} AND ${condition})`;
+      sql`EXISTS (SELECT 1 FROM ${sql.table(table)} AS ${sql.id(x)} WHERE ${column(x, 'rid')} = ${column(r, 'rid')} AND ${column(x, 'sp')} = ${sp} AND ${condition})`;
     const first = f.values[0];
     if (first?.type === 'missing') return first.missing ? sql`NOT ${exists(TRUE)}` : exists(TRUE);
     const condition = or(f.values.map((v) => valueCondition(f, v, x)));
@@ -259,7 +257,7 @@ function sortKeyCast(key: SortKey): string {
 
 /** The value a resource sorts by: a column, or the lowest (ascending) / highest (descending) index value. */
 function sortKeyExpression(key: SortKey, r: string): Fragment {
-  if (key.kind === 'column') return col(r, key.column);
+  if (key.kind === 'column') return column(r, key.column);
   const p = key.param;
   const agg = key.descending ? sql`max` : sql`min`;
   const value: Record<ParamDef['type'], Fragment> = {
@@ -272,17 +270,17 @@ function sortKeyExpression(key: SortKey, r: string): Fragment {
     uri: sql`value`,
     composite: sql`key`,
   };
-  return sql`(SELECT ${agg}(${value[p.type]}) FROM ${sql.table(TABLE[p.type])} WHERE rid = ${col(r, 'rid')} AND sp = ${p.sp})`;
+  return sql`(SELECT ${agg}(${value[p.type]}) FROM ${sql.table(TABLE[p.type])} WHERE rid = ${column(r, 'rid')} AND sp = ${p.sp})`;
 }
 
 /** The WHERE conditions of a search (types, compartment, access rule, filters), on resources aliased `r`. */
 export function whereClause(query: SearchQuery, visible: ReadRule | undefined, r = 'r'): Fragment {
-  const parts: Fragment[] = [sql`NOT ${col(r, 'deleted')}`];
+  const parts: Fragment[] = [sql`NOT ${column(r, 'deleted')}`];
   const rule = visible?.filter(r);
   if (rule) parts.push(rule);
-  if (query.types.length === 1) parts.push(sql`${col(r, 'type')} = ${query.types[0]}`);
-  else if (query.types.length > 1) parts.push(sql`${col(r, 'type')} = ANY(${query.types}::text[])`);
-  if (query.compartment) parts.push(sql`${col(r, 'compartments')} @> ARRAY[${query.compartment}]::text[]`);
+  if (query.types.length === 1) parts.push(sql`${column(r, 'type')} = ${query.types[0]}`);
+  else if (query.types.length > 1) parts.push(sql`${column(r, 'type')} = ANY(${query.types}::text[])`);
+  if (query.compartment) parts.push(sql`${column(r, 'compartments')} @> ARRAY[${query.compartment}]::text[]`);
   const filters = new FilterCompiler(visible);
   for (const f of query.filters) parts.push(filters.filter(f, r));
   return and(parts);
@@ -313,7 +311,7 @@ export function pageQuery(query: SearchQuery, visible?: ReadRule, included?: (pa
   const orderBy = [
     ...keys.map((k, i) => {
       const descending = k.descending !== backwards;
-      const typed = sql`${sql.ref(`q.k${i}`)}::${sql.raw(sortKeyCast(k))}`;
+      const typed = sql`${column('q', `k${i}`)}::${sql.raw(sortKeyCast(k))}`;
       return descending ? sql`${typed} DESC NULLS ${sql.raw(backwards ? 'FIRST' : 'LAST')}` : sql`${typed} ASC NULLS ${sql.raw(backwards ? 'FIRST' : 'LAST')}`;
     }),
     backwards ? sql`q.rid DESC` : sql`q.rid ASC`,
@@ -352,17 +350,17 @@ function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
     const value = cursor.keys[i] ?? null;
     if (value !== null && !castable(String(value), sortKeyCast(k))) throw errors.invalidSearch('The paging cursor is not valid; start the search again');
     const cast = sql.raw(sortKeyCast(k));
-    const column = sql`${sql.ref(`q.k${i}`)}::${cast}`;
+    const key = sql`${column('q', `k${i}`)}::${cast}`;
     const param = sql`${value}::${cast}`;
     let beyond: Fragment;
-    if (value === null) beyond = forward ? FALSE : sql`${column} IS NOT NULL`;
+    if (value === null) beyond = forward ? FALSE : sql`${key} IS NOT NULL`;
     else {
       const greater = k.descending ? !forward : forward;
-      const cmp = greater ? sql`${column} > ${param}` : sql`${column} < ${param}`;
-      beyond = forward ? sql`(${cmp} OR ${column} IS NULL)` : cmp;
+      const cmp = greater ? sql`${key} > ${param}` : sql`${key} < ${param}`;
+      beyond = forward ? sql`(${cmp} OR ${key} IS NULL)` : cmp;
     }
     alternatives.push(and([...equalSoFar, beyond]));
-    equalSoFar.push(sql`${column} IS NOT DISTINCT FROM ${param}`);
+    equalSoFar.push(sql`${key} IS NOT DISTINCT FROM ${param}`);
   });
   alternatives.push(and([...equalSoFar, forward ? sql`q.rid > ${cursor.rid}` : sql`q.rid < ${cursor.rid}`]));
   return or(alternatives);

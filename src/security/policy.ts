@@ -18,6 +18,7 @@ import { ErrorCode, errors } from '../fhir/outcomes.js';
 import { parseLocalReference } from '../fhir/references.js';
 import { ageOn, NIN_SYSTEMS, parseNin } from '../no/identifiers.js';
 import { type SubscriptionRules, subscriptionAccess } from '../plan/subscriptions/access.js';
+import { column } from '../store/sql.js';
 import type { ApiScopes } from './claims.js';
 import type { Citizen, Personnel, Principal } from './principal.js';
 import { isElevated, isEmergency } from './principal.js';
@@ -211,7 +212,7 @@ export class PrincipalAccess implements Access {
 
   /** Rows of the patient's compartment and public rows this caller may see. */
   private contentReadFilter(alias: string): RawBuilder<unknown> {
-    const r = (column: string) => sql.ref(`${alias}.${column}`);
+    const r = (name: string) => column(alias, name);
     const publicRows = sql`(${r('compartments')} = '{}' AND ${r('type')} = ANY(${PUBLIC_TYPES}::text[]))`;
     if (!this.privacy || !this.patientRefs.length || this.principal.kind === 'machine') return publicRows;
     const mine = sql`${r('compartments')} && ${this.patientRefs}::text[]`;
@@ -223,10 +224,10 @@ export class PrincipalAccess implements Access {
 
   /** Citizens are served the published version, which may be older than the one being drafted. */
   served(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown>; lastUpdated: RawBuilder<unknown> } {
-    const r = (column: string) => sql.ref(`${alias}.${column}`);
+    const r = (name: string) => column(alias, name);
     if (this.principal.kind !== 'citizen') return { version: r('version'), content: r('content'), lastUpdated: r('last_updated') };
     const latest = sql`${r('published_version')} IS NULL OR ${r('published_version')} = ${r('version')}`;
-    const published = (column: string) => sql`(SELECT ${sql.ref(`pv.${column}`)} FROM resource_versions AS pv WHERE pv.rid = ${r('rid')} AND pv.version = ${r('published_version')})`;
+    const published = (name: string) => sql`(SELECT ${column('pv', name)} FROM resource_versions AS pv WHERE pv.rid = ${r('rid')} AND pv.version = ${r('published_version')})`;
     return {
       version: sql`coalesce(${r('published_version')}, ${r('version')})`,
       content: sql`CASE WHEN ${latest} THEN ${r('content')} ELSE ${published('content')} END`,

@@ -7,7 +7,7 @@
 import { sql } from 'kysely';
 import type { IndexRows } from '../search/extract.js';
 import type { Queryable, QueryOptions, StoredText, Transaction } from './db.js';
-import { compile, type Fragment } from './sql.js';
+import { column, compile, type Fragment } from './sql.js';
 
 /**
  * The caller's rule for reads, in SQL on the `resources` row with the given alias: which rows are
@@ -22,7 +22,7 @@ export interface ReadRule {
 /** The content and version columns a rule serves for the row `alias` (and when that version was written, if asked). */
 export function servedColumns(rule: ReadRule | undefined, alias: string, withLastUpdated = false): Fragment {
   const served = rule?.served?.(alias);
-  const r = (column: string) => sql.ref(`${alias}.${column}`);
+  const r = (name: string) => column(alias, name);
   const columns = served
     ? sql`${served.version} AS version, ${served.content} AS content`
     : sql`${r('version')} AS version, ${r('content')} AS content`;

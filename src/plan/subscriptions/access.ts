@@ -18,6 +18,7 @@ import { type RawBuilder, sql } from 'kysely';
 import type { Access, Interaction, WriteCheck } from '../../fhir/access.js';
 import { ErrorCode, errors } from '../../fhir/outcomes.js';
 import type { ApiScopes } from '../../security/claims.js';
+import { column } from '../../store/sql.js';
 import type { Principal } from '../../security/principal.js';
 import type { PatientPrivacy } from '../../security/privacy.js';
 import { ownerOf, PLAN_CHANGED_TOPIC, readSubscription, type SubscriptionSpec } from './spec.js';
@@ -100,7 +101,7 @@ export function subscriptionAccess(
     },
 
     readFilter(alias) {
-      const r = (column: string) => sql.ref(`${alias}.${column}`);
+      const r = (name: string) => column(alias, name);
       if (principal.kind === 'citizen' || (principal.kind === 'personnel' && !patientIds.length)) return sql`FALSE`;
       const patient = principal.kind === 'personnel' ? sql` AND s.patient = ANY(${patientIds}::text[])` : sql``;
       return sql`(${r('type')} = 'Subscription' AND EXISTS (SELECT 1 FROM subscriptions AS s WHERE s.id = ${r('id')} AND s.owner = ${principal.clientId}${patient}))`;
