@@ -86,7 +86,8 @@ export function tokenValues(tv: TypedValue, param: ParamDef, resourceType: strin
       return str(v.code) || str(v.display) ? [[sp, str(v.system) ?? null, str(v.code) ?? null, displayOf(v.display)]] : [];
     case 'CodeableConcept': {
       const rows: TokenRow[] = [];
-      for (const c of (v.coding as Record<string, unknown>[] | undefined) ?? []) {
+      // An array by the validator; text stored before it refused `"coding": {}` may hold one.
+      for (const c of Array.isArray(v.coding) ? (v.coding as Record<string, unknown>[]) : []) {
         if (str(c.code) || str(c.display)) rows.push([sp, str(c.system) ?? null, str(c.code) ?? null, displayOf(c.display)]);
       }
       if (str(v.text)) rows.push([sp, null, null, displayOf(v.text)]);

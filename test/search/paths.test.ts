@@ -235,4 +235,12 @@ describe('plain-path search expressions', () => {
     expect(compilePlainPath(valueString.expression, 'Observation')).toBeUndefined();
     expect(extractIndex(observation, 'http://localhost/fhir').rows.string.filter(([sp]) => sp === valueString.sp).map(([, norm]) => norm)).toEqual(['tungpust']);
   });
+
+  // Stored before the validator refused `"coding": {}` (a 500 on create, found by the fuzzer):
+  // a reindex must still get through such a resource, indexing what it can.
+  it('indexes a CodeableConcept whose coding is an object, not an array, by its text', () => {
+    const condition = { resourceType: 'Condition', id: 'c1', subject: { reference: 'Patient/p1' }, code: { coding: {}, text: 'KOLS' } } as unknown as Resource;
+    const code = searchRegistry().get('Condition', 'code') as ParamDef;
+    expect(extractIndex(condition, 'http://localhost/fhir').rows.token.filter(([sp]) => sp === code.sp)).toEqual([[code.sp, null, null, 'kols']]);
+  });
 });

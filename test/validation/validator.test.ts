@@ -42,6 +42,19 @@ describe('validateResource: input that is not a resource', () => {
     expect(issues.map((i) => i.expression?.[0]).sort()).toEqual(['Patient.birthDate', 'Patient.contained[0]', 'Patient.contained[1]', 'Patient.gender', 'Patient.name']);
   });
 
+  // Medplum refuses an object where an array belongs but let an empty one through; stored, it
+  // broke the search index extraction of the resource (a 500, found by the fuzzer).
+  it('refuses an object where an array belongs, also an empty one', () => {
+    const plan = structuredClone(carePlan) as Record<string, unknown>;
+    plan.category = [{ coding: {} }];
+    const issues = errors(plan);
+    expect(issues.map((i) => i.expression?.[0])).toEqual(['CarePlan.category[0].coding']);
+    expect(issues[0]?.details?.text).toMatch(/^Expected an array for coding but found an object/);
+    expect(where({ resourceType: 'Basic', code: { coding: [{ code: 'a' }] }, identifier: [{ value: '1', type: { coding: {} } }] })).toEqual(['Basic.identifier[0].type.coding']);
+    plan.category = [{ coding: { system: 'urn:x', code: 'a' } }];
+    expect(errors(plan)).toHaveLength(1);
+  });
+
   it.each([
     // Each wrong element is an issue, and each issue quoted the whole array: 20,000 took 12 s.
     ['an array where a Coding belongs', [Array.from({ length: 30_000 }, () => 'x')], 1],

@@ -115,6 +115,9 @@ class Walker {
         for (let i = 0; i < value.length; i++) {
           this.visitValue(value[i], `${path}[${i}]`, rootedPath, property, node, primitiveExtension);
         }
+      } else if (property.isArray && !primitiveExtension && isObject(value) && isEmpty(value)) {
+        // Medplum refuses an object where an array belongs, but lets an empty one through (`"coding": {}`).
+        this.wrongShape(value, path, `an array for ${name}`);
       } else {
         this.visitValue(value, path, rootedPath, property, node, primitiveExtension);
       }
@@ -167,6 +170,11 @@ class Walker {
     this.broken.push(path);
     this.issues.push(validationIssue('error', 'structure', `Expected ${expected} but found ${describe(value)}`, path));
   }
+}
+
+function isEmpty(value: Record<string, unknown>): boolean {
+  for (const _ in value) return false;
+  return true;
 }
 
 export function isObject(value: unknown): value is Record<string, unknown> {
