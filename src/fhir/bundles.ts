@@ -35,12 +35,9 @@ export function bundleText(type: string, options: { total?: number; link?: Bundl
   const headText = JSON.stringify(head);
   // FHIR JSON has no empty arrays: a Bundle without entries has no `entry` member.
   if (!options.entries.length) return headText;
-  const open = `${headText.slice(0, -1)},"entry":[`;
-  if (!options.entries.some((e) => typeof e.resource === 'object')) {
-    return `${open}${options.entries.map((e) => entryParts(e).join('')).join(',')}]}`;
-  }
+  // Stored text that came as bytes is spliced in as bytes, never decoded: the Bundle is then bytes.
   const chunks: Buffer[] = [];
-  let text = open;
+  let text = `${headText.slice(0, -1)},"entry":[`;
   options.entries.forEach((e, i) => {
     const [before, resource, after] = entryParts(e);
     text += `${i ? ',' : ''}${before}`;
@@ -49,7 +46,9 @@ export function bundleText(type: string, options: { total?: number; link?: Bundl
       text = after;
     } else text += resource + after;
   });
-  chunks.push(Buffer.from(`${text}]}`));
+  text += ']}';
+  if (!chunks.length) return text;
+  chunks.push(Buffer.from(text));
   return Buffer.concat(chunks);
 }
 

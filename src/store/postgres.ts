@@ -20,6 +20,8 @@ function translate(err: unknown): unknown {
   return err;
 }
 
+const PREPARED: postgres.UnsafeQueryOptions = { prepare: true };
+
 /** A pool of connections to a PostgreSQL server. */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Database> {
   const sql = postgres(url, {
@@ -44,7 +46,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   const run = async <R>(q: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> => {
     try {
       // `bytes` is read by the patched driver (scripts/patch-postgres.mjs, fix 5).
-      const unsafeOptions = (options?.bytes ? { prepare: true, bytes: options.bytes } : { prepare: true }) as postgres.UnsafeQueryOptions;
+      const unsafeOptions = options?.bytes ? ({ ...PREPARED, bytes: options.bytes } as postgres.UnsafeQueryOptions) : PREPARED;
       return (await q.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], unsafeOptions)) as unknown as R[];
     } catch (err) {
       throw translate(err);

@@ -91,6 +91,25 @@ describe('read and vread', () => {
     expect((await t.request<Patient>('GET', `Patient/${id}?_elements=name`)).body.name).toEqual(created.body.name);
   });
 
+  // Answers of many statements share the driver's socket reads: each read must carry its own
+  // resource's text, also when they run at the same time and one is still being sent.
+  it('serves each of many concurrent reads its own stored text', async () => {
+    const stored = new Map<string, string>();
+    for (let i = 0; i < 12; i++) {
+      const res = await t.request<Patient>('POST', 'Patient', { body: patient(`Samtidig ${i} – ${'æøå'.repeat(i * 40)}`), headers: { prefer: 'return=representation' } });
+      stored.set(res.body.id as string, res.text);
+    }
+    const ids = [...stored.keys()];
+    for (let round = 0; round < 5; round++) {
+      const reads = await Promise.all(ids.flatMap((id) => [t.request('GET', `Patient/${id}`), t.request('GET', `Patient?_id=${id}`)]));
+      reads.forEach((res, i) => {
+        const text = stored.get(ids[Math.floor(i / 2)] as string) as string;
+        if (i % 2 === 0) expect(res.text).toBe(text);
+        else expect(res.text).toContain(`"resource":${text}`);
+      });
+    }
+  });
+
   it('answers 404 with an OperationOutcome for an unknown id', async () => {
     const res = await t.request<{ resourceType: string; issue: Array<{ code: string }> }>('GET', 'Patient/does-not-exist');
     expect(res.status).toBe(404);

@@ -165,8 +165,8 @@ describe('a transaction', () => {
     const one = await openPostgres(t.url as string, { max: 1 });
     const write = net.Socket.prototype.write;
     try {
-      const body = () => one.transaction(async (tx) => tx.query('INSERT INTO tx_test VALUES ($1, $2)', [60 + rounds++, 'pipelined']));
       let rounds = 0;
+      const body = () => one.transaction(async (tx) => tx.query('INSERT INTO tx_test VALUES ($1, $2)', [60 + rounds++, 'pipelined']));
       // The statement is prepared by its first run; later runs send it in one message.
       await body();
       const chunks: string[] = [];

@@ -1,6 +1,7 @@
 /**
- * read and vread (https://hl7.org/fhir/R4/http.html#read): the stored JSON text is returned as is,
- * as the bytes the database sent where the driver gives them (unless _summary/_elements ask for less), with ETag and Last-Modified; If-None-Match and
+ * read and vread (https://hl7.org/fhir/R4/http.html#read): the stored JSON text is returned as is
+ * — as the bytes the database sent, where the driver gives them — unless _summary/_elements ask
+ * for less, with ETag and Last-Modified; If-None-Match and
  * If-Modified-Since give 304. A deleted resource gives 410 Gone.
  */
 import { visibility } from '../access.js';
