@@ -7,27 +7,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Database } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
-import { onServer, openTestDatabase, type TestDatabase } from '../support/db.js';
+import { onServer, useTestDatabase } from '../support/db.js';
 
-let t: TestDatabase;
-let db: Database;
-
-beforeAll(async () => {
-  t = await openTestDatabase();
-  db = t.db;
-});
-
-afterAll(async () => {
-  await t?.drop();
-});
+const database = useTestDatabase();
 
 describe('the compartment indexes', () => {
   it('have no pending list', async () => {
-    const rows = await db.query<{ name: string; options: string[] | null }>(
+    const rows = await database().query<{ name: string; options: string[] | null }>(
       `SELECT c.relname AS name, c.reloptions AS options FROM pg_class c
         WHERE c.relname IN ('resources_compartments', 'resources_consent_compartments') ORDER BY c.relname`,
     );
@@ -40,19 +30,19 @@ describe('the compartment indexes', () => {
   it('find one patient\'s rows from a few index pages after thousands of writes', async () => {
     // 3,000 writes, one statement each as the API makes them, over 300 patients.
     for (let i = 0; i < 3000; i++) {
-      await db.query(`INSERT INTO resources (type, id, version, last_updated, content, compartments) VALUES ($1, $2, 1, now(), '{}', $3::text[])`, [
+      await database().query(`INSERT INTO resources (type, id, version, last_updated, content, compartments) VALUES ($1, $2, 1, now(), '{}', $3::text[])`, [
         i % 10 ? 'Goal' : 'Consent',
         `pending-${i}`,
         [`Patient/p${i % 300}`],
       ]);
     }
-    await db.query('ANALYZE resources');
+    await database().query('ANALYZE resources');
     for (const [index, condition] of [
       ['resources_compartments', 'compartments && $1::text[] AND NOT deleted'],
       ['resources_consent_compartments', `compartments @> $1::text[] AND type = 'Consent' AND NOT deleted`],
     ] as const) {
       const plan = (
-        await db.transaction(async (tx) => {
+        await database().transaction(async (tx) => {
           await tx.query('SET LOCAL enable_seqscan = off');
           return tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT id FROM resources WHERE ${condition}`, [['Patient/p7']]);
         })

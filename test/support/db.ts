@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import type { Database } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
@@ -23,6 +23,21 @@ export interface TestDatabase {
 }
 
 export const onServer = !!process.env.DATABASE_URL;
+
+/** A fresh test database for the calling file's tests: opened before them, dropped after; the getter gives it. */
+export function useTestDatabase(): () => Database {
+  let t: TestDatabase | undefined;
+  beforeAll(async () => {
+    t = await openTestDatabase();
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+  return () => {
+    if (!t) throw new Error('the test database is opened in beforeAll');
+    return t.db;
+  };
+}
 
 export async function openTestDatabase(): Promise<TestDatabase> {
   const serverUrl = process.env.DATABASE_URL;
