@@ -30,6 +30,8 @@ export class Batcher<T, R> {
   private inFlight = 0;
   private readonly maxSize: number;
   private readonly maxInFlight: number;
+  /** Whether items can be held back by writes in flight (else each turn's items go at once). */
+  private readonly limited: boolean;
 
   constructor(
     private readonly write: (items: T[]) => Promise<R[]>,
@@ -37,6 +39,7 @@ export class Batcher<T, R> {
   ) {
     this.maxSize = options.maxSize ?? 500;
     this.maxInFlight = options.maxInFlight ?? Infinity;
+    this.limited = Number.isFinite(this.maxInFlight);
   }
 
   add(item: T): Promise<R> {
@@ -59,11 +62,11 @@ export class Batcher<T, R> {
       (results) => {
         this.inFlight--;
         batch.forEach((b, i) => b.resolve(results[i] as R));
-        this.flush();
+        if (this.limited) this.flush();
       },
       (err: unknown) => {
         this.inFlight--;
-        const held = Number.isFinite(this.maxInFlight) ? this.pending.splice(0) : [];
+        const held = this.limited ? this.pending.splice(0) : [];
         for (const b of [...batch, ...held]) b.reject(err);
       },
     );

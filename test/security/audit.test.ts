@@ -262,6 +262,9 @@ describe('the record is kept, whatever happens', () => {
       expect(read.status).toBe(500);
       expect((read.body as OperationOutcome).issue?.[0]?.details?.coding?.[0]?.code).toBe('AUDIT_FAILED');
       expect(read.text).not.toContain('CarePlan/');
+      // Reads at the same moment wait for one another's record (one INSERT at a time): each fails, none hangs.
+      const together = await Promise.all(Array.from({ length: 6 }, () => asClinician(t, 'fastlege', 'GET', 'CarePlan', { patient: 'bjorn' })));
+      expect(together.map((r) => [r.status, (r.body as OperationOutcome).issue?.[0]?.details?.coding?.[0]?.code])).toEqual(Array(6).fill([500, 'AUDIT_FAILED']));
       const write = await asClinician(t, 'fastlege', 'POST', 'Goal', {
         patient: 'bjorn',
         body: { resourceType: 'Goal', lifecycleStatus: 'active', description: { text: 'Skal ikke lagres' }, subject: { reference: `Patient/${bjorn}` } },
@@ -273,6 +276,9 @@ describe('the record is kept, whatever happens', () => {
       await db.query('DROP FUNCTION fail_audit()');
     }
     expect(await goals()).toBe(goalsBefore);
+    // Once the records can be written again, so are reads' (the failure is not kept).
+    const after = await Promise.all(Array.from({ length: 6 }, () => asClinician(t, 'fastlege', 'GET', 'CarePlan', { patient: 'bjorn' })));
+    expect(after.map((r) => r.status)).toEqual(Array(6).fill(200));
   });
 
   it('the database refuses to change or delete a record, whoever asks', async () => {
