@@ -1,0 +1,130 @@
+/**
+ * An update writes only the difference of a resource's index rows: rows that stay are not
+ * rewritten (each would be a new heap tuple and up to four B-tree entries), rows no longer made
+ * go, new ones come — and the stored rows are exactly the new version's, whatever held NULLs.
+ */
+import { describe, expect, it } from 'vitest';
+import type { IndexRows } from '../../src/search/extract.js';
+import { ResourceStore, type NewVersion } from '../../src/store/resources.js';
+import { useTestDatabase } from '../support/db.js';
+
+const database = useTestDatabase();
+const store = new ResourceStore();
+
+function rows(partial: Partial<IndexRows>): IndexRows {
+  return { token: [], string: [], date: [], number: [], quantity: [], reference: [], uri: [], composite: [], ...partial };
+}
+
+let goals = 0;
+/** A new Goal id for each test (they share one database). */
+const nextId = () => `g${++goals}`;
+
+function version(id: string, n: number, content: string | null = `{"resourceType":"Goal","id":"${id}","v":${n}}`): NewVersion {
+  return { type: 'Goal', id, version: n, lastUpdated: new Date(Date.UTC(2026, 10, 27, 0, 0, n)).toISOString(), method: n === 1 ? 'POST' : 'PUT', content, compartments: ['Patient/p1'] };
+}
+
+/** The stored token, date and reference rows of `rid`, each with its tuple id (ctid). */
+async function stored(rid: number) {
+  const q = database();
+  const [token, date, reference] = await Promise.all([
+    q.query<{ ctid: string; row: unknown[] }>('SELECT ctid::text, json_build_array(sp, system, code, display) AS row FROM idx_token WHERE rid = $1 ORDER BY sp, code', [rid]),
+    q.query<{ ctid: string; row: unknown[] }>('SELECT ctid::text, json_build_array(sp, lo, hi) AS row FROM idx_date WHERE rid = $1 ORDER BY sp', [rid]),
+    q.query<{ ctid: string; row: unknown[] }>('SELECT ctid::text, json_build_array(sp, target_type, target_id, url, version) AS row FROM idx_reference WHERE rid = $1 ORDER BY sp', [rid]),
+  ]);
+  return { token, date, reference };
+}
+
+describe('the update statement', () => {
+  // First in the file: PostgreSQL has not yet planned the statement on any connection.
+  it('runs with a generic plan, and leaves the transaction\'s planning as it found it', async () => {
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), rows({}))) as number;
+    const { before, after, mode } = await database().transaction(async (tx) => {
+      const plans = async () =>
+        (
+          await tx.query<{ generic: number; custom: number }>(
+            `SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE statement LIKE 'WITH r AS (%UPDATE resources SET version%'`,
+          )
+        )[0] ?? { generic: 0, custom: 0 };
+      const before = await plans();
+      await store.update(tx, rid, version(id, 2), rows({ token: [[1, 'urn:s', 'a', null]] }));
+      return { before, after: await plans(), mode: (await tx.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0]?.plan_cache_mode };
+    });
+    // Left to itself, PostgreSQL plans a prepared statement's first five runs for their values.
+    expect(after).toEqual({ generic: before.generic + 1, custom: before.custom });
+    expect(mode).toBe('auto');
+  });
+});
+
+describe('an update\'s index rows', () => {
+  it('keeps the rows that stay, replaces the ones that changed, and holds exactly the new version\'s rows', async () => {
+    const first = rows({
+      token: [
+        [1, 'http://hl7.org/fhir/goal-status', 'active', null],
+        [2, null, 'kept-without-system', 'Shown'],
+        [3, 'urn:s', 'removed', null],
+      ],
+      date: [[4, '2026-01-01T00:00:00.000Z', '2026-01-01T23:59:59.999Z']],
+      reference: [[5, 'Patient', 'p1', null, null]],
+    });
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), first)) as number;
+    const before = await stored(rid);
+
+    const second = rows({
+      token: [
+        [1, 'http://hl7.org/fhir/goal-status', 'completed', null],
+        [2, null, 'kept-without-system', 'Shown'],
+        [6, 'urn:s', 'added', null],
+      ],
+      date: [[4, '2026-01-01T00:00:00.000Z', '2026-01-01T23:59:59.999Z']],
+      reference: [[5, 'Patient', 'p1', null, null]],
+    });
+    expect(await store.update(database(), rid, version(id, 2), second)).toBe(true);
+    const after = await stored(rid);
+
+    expect(after.token.map((r) => r.row)).toEqual([
+      [1, 'http://hl7.org/fhir/goal-status', 'completed', null],
+      [2, null, 'kept-without-system', 'Shown'],
+      [6, 'urn:s', 'added', null],
+    ]);
+    // Rows equal in every column, NULLs included, are the same tuples as before.
+    expect(after.token[1]?.ctid).toBe(before.token[1]?.ctid);
+    expect(after.date.map((r) => r.ctid)).toEqual(before.date.map((r) => r.ctid));
+    expect(after.reference.map((r) => r.ctid)).toEqual(before.reference.map((r) => r.ctid));
+    expect(after.token[0]?.ctid).not.toBe(before.token[0]?.ctid);
+  });
+
+  it('writes no index row when no searchable value changed', async () => {
+    const same = rows({ token: [[1, 'urn:s', 'a', null], [1, 'urn:s', 'b', null]], reference: [[5, 'Patient', 'p1', null, null]] });
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), same)) as number;
+    const before = await stored(rid);
+    expect(await store.update(database(), rid, version(id, 2), same)).toBe(true);
+    expect(await stored(rid)).toEqual(before);
+  });
+
+  it('removes every row when the resource is deleted, and brings them back when it is written again', async () => {
+    const some = rows({ token: [[1, 'urn:s', 'a', null]], date: [[4, '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z']] });
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), some)) as number;
+    expect(await store.update(database(), rid, version(id, 2, null), undefined)).toBe(true);
+    expect(await stored(rid)).toEqual({ token: [], date: [], reference: [] });
+    expect(await store.update(database(), rid, version(id, 3), some)).toBe(true);
+    const again = await stored(rid);
+    expect(again.token.map((r) => r.row)).toEqual([[1, 'urn:s', 'a', null]]);
+    expect(again.date).toHaveLength(1);
+  });
+
+  it('writes nothing when the version it follows is not the stored one', async () => {
+    const first = rows({ token: [[1, 'urn:s', 'a', null]] });
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), first)) as number;
+    await expect(
+      database().transaction(async (tx) => {
+        if (!(await store.update(tx, rid, version(id, 3), rows({ token: [[1, 'urn:s', 'b', null]] })))) throw new Error('conflict');
+      }),
+    ).rejects.toThrow('conflict');
+    expect((await stored(rid)).token.map((r) => r.row)).toEqual([[1, 'urn:s', 'a', null]]);
+  });
+});
