@@ -18,7 +18,18 @@ export type NumberRow = [sp: number, lo: string, hi: string];
 export type QuantityRow = [sp: number, system: string | null, code: string | null, unit: string | null, lo: string, hi: string];
 export type ReferenceRow = [sp: number, targetType: string | null, targetId: string | null, url: string | null, version: string | null];
 export type UriRow = [sp: number, value: string];
-export type CompositeRow = [sp: number, key: string, lo: string | null, hi: string | null, dlo: string | null, dhi: string | null, str: string | null];
+export type CompositeRow = [
+  sp: number,
+  c1: string,
+  s1: string | null,
+  c2: string,
+  s2: string | null,
+  lo: string | null,
+  hi: string | null,
+  dlo: string | null,
+  dhi: string | null,
+  str: string | null,
+];
 
 export interface IndexRows {
   token: TokenRow[];
@@ -39,8 +50,6 @@ export interface Indexed {
 
 /** Longest exact string kept (B-tree entries are limited to about 2.7 kB). */
 const MAX_EXACT = 512;
-/** Separates the parts of a composite key; cannot occur in FHIR strings we index. */
-export const COMPOSITE_SEP = '\u001f';
 
 /** Key of the token rows behind `param:identifier` (Reference.identifier) for a reference param. */
 export function identifierSp(param: ParamDef): number {
@@ -208,20 +217,18 @@ function referenceValues(tv: TypedValue, param: ParamDef, baseUrl: string): Refe
   return [];
 }
 
-/** Discrete parts of a composite component (token, reference, uri): every way a search may name it. */
-function compositeKeys(tv: TypedValue, param: ParamDef, resourceType: string, baseUrl: string): string[] {
+/**
+ * A discrete composite component's values (token, reference, uri) as [code, system]: a token's
+ * code and system, a local reference's id and type (else its URL), a uri.
+ */
+function compositeParts(tv: TypedValue, param: ParamDef, resourceType: string, baseUrl: string): Array<[code: string, system: string | null]> {
   switch (param.type) {
     case 'token':
-      return tokenValues(tv, param, resourceType).flatMap(([, system, code]) => {
-        if (!code) return [];
-        return system ? [code, `${system}|${code}`, `${system}|`] : [code, `|${code}`];
-      });
+      return tokenValues(tv, param, resourceType).flatMap(([, system, code]): Array<[string, string | null]> => (code ? [[code, system]] : []));
     case 'reference':
-      return referenceValues(tv, param, baseUrl).flatMap(([, type, id, url]) =>
-        type && id ? [`${type}/${id}`, id] : url ? [url] : [],
-      );
+      return referenceValues(tv, param, baseUrl).flatMap(([, type, id, url]): Array<[string, string | null]> => (type && id ? [[id, type]] : url ? [[url, null]] : []));
     case 'uri':
-      return typeof tv.value === 'string' ? [tv.value] : [];
+      return typeof tv.value === 'string' ? [[tv.value, null]] : [];
     default:
       return [];
   }
@@ -257,37 +264,42 @@ function evaluate(of: ParamDef | CompositeComponent, input: TypedValue, root: Ty
   }
 }
 
+/**
+ * One row per pair of values the two components take on the same element (the registry admits
+ * only that shape): the first's code and system, then the second's — or, for a range, how its
+ * unit may be named (a quantity: each of unitVariants; otherwise '') and its range.
+ */
 function compositeRows(param: ParamDef, root: TypedValue, resourceType: string, baseUrl: string): CompositeRow[] {
-  const components = param.components ?? [];
+  const [first, second] = param.components ?? [];
+  if (!first || !second) return [];
   const rows: CompositeRow[] = [];
+  const sp = param.sp;
   for (const element of evaluate(param, root, root, resourceType)) {
-    let keys = [''];
-    let last: CompositeRow[] = [];
-    components.forEach((component, index) => {
-      const values = evaluate(component, element, root, resourceType);
-      const isLast = index === components.length - 1;
-      const cp = component.param;
-      if (!isLast || ['token', 'reference', 'uri'].includes(cp.type)) {
-        const parts = values.flatMap((v) => compositeKeys(v, cp, resourceType, baseUrl));
-        keys = keys.flatMap((k) => parts.map((p) => (index === 0 ? p : `${k}${COMPOSITE_SEP}${p}`)));
-        if (isLast) last = keys.map((key) => [param.sp, key, null, null, null, null, null]);
-        return;
-      }
-      const prefix = (k: string) => (index === 0 ? '' : `${k}${COMPOSITE_SEP}`);
-      for (const v of values) {
-        if (cp.type === 'date') {
-          for (const r of dateValues(v)) for (const k of keys) last.push([param.sp, prefix(k), null, null, r.lo, r.hi, null]);
-        } else if (cp.type === 'string') {
-          for (const s of stringValues(v)) for (const k of keys) last.push([param.sp, prefix(k), null, null, null, null, normalizeString(s)]);
-        } else if (cp.type === 'quantity' || cp.type === 'number') {
-          for (const q of quantityValues(v)) {
-            const units = cp.type === 'number' ? [''] : unitVariants(q);
-            for (const k of keys) for (const u of units) last.push([param.sp, `${prefix(k)}${u}`, q.lo, q.hi, null, null, null]);
-          }
+    const heads = evaluate(first, element, root, resourceType).flatMap((v) => compositeParts(v, first.param, resourceType, baseUrl));
+    if (!heads.length) continue;
+    for (const v of evaluate(second, element, root, resourceType)) {
+      for (const [c1, s1] of heads) {
+        switch (second.param.type) {
+          case 'token':
+          case 'reference':
+          case 'uri':
+            for (const [c2, s2] of compositeParts(v, second.param, resourceType, baseUrl)) rows.push([sp, c1, s1, c2, s2, null, null, null, null, null]);
+            break;
+          case 'date':
+            for (const r of dateValues(v)) rows.push([sp, c1, s1, '', null, null, null, r.lo, r.hi, null]);
+            break;
+          case 'string':
+            for (const text of stringValues(v)) rows.push([sp, c1, s1, '', null, null, null, null, null, normalizeString(text)]);
+            break;
+          case 'quantity':
+          case 'number':
+            for (const q of quantityValues(v)) {
+              for (const unit of second.param.type === 'number' ? [''] : unitVariants(q)) rows.push([sp, c1, s1, unit, null, q.lo, q.hi, null, null, null]);
+            }
+            break;
         }
       }
-    });
-    rows.push(...last);
+    }
   }
   return rows;
 }

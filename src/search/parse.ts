@@ -8,8 +8,8 @@
 import { definitions } from '../fhir/definitions.js';
 import { errors } from '../fhir/outcomes.js';
 import type { QueryParams } from '../fhir/types.js';
-import { COMPOSITE_SEP } from './extract.js';
 import {
+  type CompositePart,
   type Cursor,
   DEFAULT_COUNT,
   type Filter,
@@ -146,38 +146,41 @@ function parseComposite(name: string, param: ParamDef, raw: string, baseUrl: str
   const components = param.components ?? [];
   const parts = splitEscaped(raw, '$');
   if (parts.length !== components.length) bad(name, raw, `expected ${components.length} parts separated by $`);
-  const keys: string[] = [];
-  let last: Value | undefined;
-  components.forEach((component, i) => {
-    const part = parts[i] as string;
-    const cp = component.param;
-    const isLast = i === components.length - 1;
-    if (cp.type === 'token') {
+  /** A discrete component's part: a token, a reference or a uri. */
+  const discrete = (type: string, part: string): CompositePart => {
+    if (type === 'token') {
       const t = parseToken(part);
-      keys.push(t.system === undefined ? (t.code ?? '') : t.system === null ? `|${t.code ?? ''}` : `${t.system}|${t.code ?? ''}`);
-    } else if (cp.type === 'reference') {
-      const r = parseReference(name, part, undefined, baseUrl);
-      keys.push(r.type === 'reference' ? (r.targetType ? `${r.targetType}/${r.id}` : (r.id ?? r.url ?? '')) : '');
-    } else if (cp.type === 'uri') keys.push(unescape(part));
-    else if (!isLast) bad(name, raw, 'unsupported composite');
-    else if (cp.type === 'date') {
-      const d = parseDateValue(name, part);
-      last = { type: 'date', prefix: d.prefix, range: d.range };
-    } else if (cp.type === 'string') last = { type: 'string', text: normalizeString(unescape(part)) };
-    else if (cp.type === 'number') {
-      const n = parseNumberValue(name, part);
-      last = { type: 'number', prefix: n.prefix, number: n.number };
-      keys.push('');
-    } else if (cp.type === 'quantity') {
-      const q = parseQuantity(name, part);
-      if (q.type === 'quantity') {
-        // Names the unit the way extract.ts indexed it (see unitVariants there).
-        keys.push(q.system && q.code ? `${q.system}|${q.code}` : (q.code ?? ''));
-        last = { type: 'number', prefix: q.prefix, number: q.number };
-      }
+      if (t.code === undefined && !t.system) bad(name, raw, 'each token part needs a code or a system');
+      return { ...(t.code !== undefined ? { code: t.code } : {}), ...(t.system !== undefined ? { system: t.system } : {}) };
     }
-  });
-  return { type: 'composite', key: keys.join(COMPOSITE_SEP), ...(last ? { last } : {}) };
+    if (type === 'reference') {
+      const r = parseReference(name, part, undefined, baseUrl);
+      if (r.type !== 'reference') return bad(name, raw, 'expected a reference');
+      return r.targetType && r.id ? { code: r.id, system: r.targetType } : { code: r.id ?? r.url ?? '' };
+    }
+    return { code: unescape(part) };
+  };
+  const [first, second] = components.map((c) => c.param.type);
+  const value: Value & { type: 'composite' } = { type: 'composite', first: discrete(first as string, parts[0] as string) };
+  const part = parts[1] as string;
+  if (second === 'token' || second === 'reference' || second === 'uri') value.second = discrete(second, part);
+  else if (second === 'date') {
+    const d = parseDateValue(name, part);
+    value.last = { type: 'date', prefix: d.prefix, range: d.range };
+  } else if (second === 'string') value.last = { type: 'string', text: normalizeString(unescape(part)) };
+  else if (second === 'number') {
+    const n = parseNumberValue(name, part);
+    value.second = { code: '' };
+    value.last = { type: 'number', prefix: n.prefix, number: n.number };
+  } else if (second === 'quantity') {
+    const q = parseQuantity(name, part);
+    if (q.type === 'quantity') {
+      // Names the unit the way extract.ts indexed it (see unitVariants there).
+      value.second = { code: q.system && q.code ? `${q.system}|${q.code}` : (q.code ?? '') };
+      value.last = { type: 'number', prefix: q.prefix, number: q.number };
+    }
+  }
+  return value;
 }
 
 function parseValue(name: string, param: ParamDef, modifier: Modifier | undefined, typeModifier: string | undefined, raw: string, baseUrl: string): Value {

@@ -22,8 +22,17 @@ export type Value =
   | { type: 'quantity'; prefix: Prefix; number: NumberValue; system?: string; code?: string }
   | { type: 'reference'; targetType?: string; id?: string; url?: string; version?: string }
   | { type: 'uri'; uri: string }
-  | { type: 'composite'; key: string; last?: Value }
+  | { type: 'composite'; first: CompositePart; second?: CompositePart; last?: Value }
   | { type: 'missing'; missing: boolean };
+
+/**
+ * A discrete composite component as searched (see extract.ts's compositeRows): a code, id, URI or
+ * unit naming; a system or reference type, `null` when there must be none, absent when any will do.
+ */
+export interface CompositePart {
+  code?: string;
+  system?: string | null;
+}
 
 export type Modifier =
   | 'exact'

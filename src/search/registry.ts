@@ -138,7 +138,7 @@ export class SearchRegistry {
         components.push({ param, expression: c.expression as string, atom: parseFhirPath(c.expression as string) });
       }
       if (!compositeShapeSupported(components)) {
-        this.unsupported.set(`${base}.${code}`, 'composite with more than one range component');
+        this.unsupported.set(`${base}.${code}`, 'composite not of two components, the first a token, reference or uri');
         return undefined;
       }
     }
@@ -177,9 +177,12 @@ export class SearchRegistry {
   }
 }
 
-/** Every component but the last must be discrete (token, reference, uri); see extract.ts. */
+/**
+ * Two components, the first discrete (token, reference, uri): the shape of every R4 composite
+ * but MolecularSequence's coordinates (two ranges), and the shape idx_composite holds (extract.ts).
+ */
 function compositeShapeSupported(components: CompositeComponent[]): boolean {
-  return components.every((c, i) => i === components.length - 1 || ['token', 'reference', 'uri'].includes(c.param.type));
+  return components.length === 2 && ['token', 'reference', 'uri'].includes(components[0]?.param.type as string);
 }
 
 let registry: SearchRegistry | undefined;

@@ -23,8 +23,10 @@ import { extractIndex } from './extract.js';
  * extraction changes the rows or compartments of resources already stored.
  * 2: plain paths walked without FHIRPath (src/search/paths.ts): primitives that have extensions
  *    are indexed, `path.as(Type)` filters by type.
+ * 3: a composite's value pair is one row, its components' codes and systems in columns
+ *    (migration 014), not one row for every way to name it.
  */
-export const INDEX_VERSION = 2;
+export const INDEX_VERSION = 3;
 
 const LOCK_TIMEOUT = '200ms';
 const RETRY_MS = 1000;

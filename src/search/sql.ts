@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { errors } from '../fhir/outcomes.js';
 import { column, type CompiledQuery, compile, type Fragment } from '../store/sql.js';
 import { identifierSp } from './extract.js';
-import type { Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
+import type { CompositePart, Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
 import { type ReadRule, servedColumns } from '../store/resources.js';
 import type { StoredText } from '../store/db.js';
 import type { ParamDef } from './registry.js';
@@ -153,7 +153,7 @@ function valueCondition(f: ParamFilter, value: Value, x: string): Fragment {
       if (f.modifier === 'above') return sql`${column(x, 'value')} = ANY(${uriAncestors(value.uri)}::text[])`;
       return sql`${column(x, 'value')} = ${value.uri}`;
     case 'composite': {
-      const parts = [sql`${column(x, 'key')} = ${value.key}`];
+      const parts = [...compositePart(x, 'c1', 's1', value.first), ...(value.second ? compositePart(x, 'c2', 's2', value.second) : [])];
       const last = value.last;
       if (last?.type === 'date') parts.push(dateCondition(column(x, 'dlo'), column(x, 'dhi'), last.prefix, last.range));
       else if (last?.type === 'number') parts.push(numberCondition(column(x, 'lo'), column(x, 'hi'), last.prefix, last.number));
@@ -163,6 +163,14 @@ function valueCondition(f: ParamFilter, value: Value, x: string): Fragment {
     case 'missing':
       return TRUE;
   }
+}
+
+/** The conditions on a discrete composite component's columns: its code, and its system if named. */
+function compositePart(x: string, code: string, system: string, part: CompositePart): Fragment[] {
+  return [
+    ...(part.code !== undefined ? [sql`${column(x, code)} = ${part.code}`] : []),
+    ...(part.system === null ? [sql`${column(x, system)} IS NULL`] : part.system !== undefined ? [sql`${column(x, system)} = ${part.system}`] : []),
+  ];
 }
 
 /** "http://a/b/c" → ["http://a/b/c", "http://a/b", "http://a"]: the URIs `uri` is below. */

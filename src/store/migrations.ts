@@ -298,4 +298,45 @@ INSERT INTO search_index_state (version) VALUES (1);
 DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN ALTER TABLE resources ALTER COLUMN content SET COMPRESSION lz4; ALTER TABLE resource_versions ALTER COLUMN content SET COMPRESSION lz4; ALTER TABLE audit_events ALTER COLUMN content SET COMPRESSION lz4; END IF; END $$;
 `,
   },
+  {
+    // A composite parameter's value pair was stored once for every way a search could name it
+    // (code, system|code or system| for each token: 9 rows for two tokens, 36 for a check-in
+    // Observation); now once, with each component's code and system in columns of their own.
+    // The rows already stored are converted here, keeping each pair's fully named form; the
+    // search index rebuild (INDEX_VERSION 3) then rewrites them all from the resources. Every
+    // stored row starts with a token: R4's one composite that starts with a reference
+    // (DocumentReference's relationship) has its components' expressions the other way round
+    // in the published definitions, so it never made rows.
+    id: '014-composite-columns',
+    sql: `
+ALTER TABLE idx_composite RENAME TO idx_composite_keyed;
+CREATE TABLE idx_composite (
+  rid  bigint NOT NULL,
+  sp   integer NOT NULL,
+  c1   text COLLATE "C" NOT NULL,
+  s1   text COLLATE "C",
+  c2   text COLLATE "C" NOT NULL,
+  s2   text COLLATE "C",
+  lo   numeric,
+  hi   numeric,
+  dlo  timestamptz,
+  dhi  timestamptz,
+  str  text COLLATE "C"
+);
+INSERT INTO idx_composite (rid, sp, c1, s1, c2, s2, lo, hi, dlo, dhi, str)
+SELECT rid, sp, substr(p1, strpos(p1, '|') + 1), NULLIF(split_part(p1, '|', 1), ''),
+  CASE WHEN discrete THEN substr(p2, strpos(p2, '|') + 1) ELSE p2 END,
+  CASE WHEN discrete THEN NULLIF(split_part(p2, '|', 1), '') END,
+  lo, hi, dlo, dhi, str
+FROM (
+  SELECT k.*, split_part(k.key, E'\\x1f', 1) AS p1, substr(k.key, strpos(k.key, E'\\x1f') + 1) AS p2,
+    k.lo IS NULL AND k.dlo IS NULL AND k.str IS NULL AS discrete
+  FROM idx_composite_keyed AS k
+) AS keyed
+WHERE strpos(p1, '|') > 0 AND right(p1, 1) <> '|' AND (NOT discrete OR (strpos(p2, '|') > 0 AND right(p2, 1) <> '|'));
+DROP TABLE idx_composite_keyed;
+CREATE INDEX idx_composite_code ON idx_composite (sp, c1, c2, rid);
+CREATE INDEX idx_composite_rid ON idx_composite (rid, sp);
+`,
+  },
 ];

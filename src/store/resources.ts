@@ -94,8 +94,8 @@ const INDEX_TABLES: ReadonlyArray<{ key: keyof IndexRows; table: string; columns
   {
     key: 'composite',
     table: 'idx_composite',
-    columns: ['sp', 'key', 'lo', 'hi', 'dlo', 'dhi', 'str'],
-    casts: ['int4', 'text', 'numeric', 'numeric', 'timestamptz', 'timestamptz', 'text'],
+    columns: ['sp', 'c1', 's1', 'c2', 's2', 'lo', 'hi', 'dlo', 'dhi', 'str'],
+    casts: ['int4', 'text', 'text', 'text', 'text', 'numeric', 'numeric', 'timestamptz', 'timestamptz', 'text'],
   },
 ];
 
