@@ -86,6 +86,14 @@ describe('hardening', () => {
     expect((await app.server.inject({ url: '/healthz' })).statusCode).toBe(200);
   });
 
+  it('limits a token that is not a JWT on its own too', async () => {
+    const send = (token: string) => app.server.inject({ url: '/fhir/Organization', headers: { authorization: `Bearer ${token}`, ...nhnHeaders() } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await send('opaque-token-one')).statusCode);
+    expect(statuses).toEqual([...Array(8).fill(401), 429, 429]);
+    expect((await send('opaque-token-two')).statusCode).toBe(401);
+  });
+
   it('never logs tokens or national ids', async () => {
     const token = await app.idp!.issueAccessToken(app.idp!.clinicianClaims('kardiolog'));
     const nin = citizenByKey('bjorn').pid;
