@@ -122,61 +122,77 @@ export function timeOrderedUuid(now = Date.now()): string {
   return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${crypto.randomUUID().slice(15)}`;
 }
 
-/** The AuditEvent for a request, and the row that stores it. */
+const PATIENT_ENTITY = `"type":${JSON.stringify(coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '1', 'Person'))},"role":${JSON.stringify(coding('http://terminology.hl7.org/CodeSystem/object-role', '1', 'Patient'))}`;
+const RESOURCE_ENTITY = `"type":${JSON.stringify(coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '2', 'System Object'))},"role":${JSON.stringify(coding('http://terminology.hl7.org/CodeSystem/object-role', '4', 'Domain Resource'))}`;
+const EVENT_TYPE = JSON.stringify(coding('http://terminology.hl7.org/CodeSystem/audit-event-type', 'rest', 'RESTful Operation'));
+const SOURCE = JSON.stringify({
+  site: 'Samplan',
+  observer: { display: 'Samplan' },
+  type: [coding('http://terminology.hl7.org/CodeSystem/security-source-type', '4', 'Application Server')],
+} satisfies AuditEvent['source']);
+const NO_PRINCIPAL = JSON.stringify([{ who: { display: 'Samplan' }, requestor: true }] satisfies AuditEventAgent[]);
+
+/** The agents' JSON by the principal's: the same person at the same place asks again and again. */
+const agentsByPrincipal = new Map<string, string>();
+const MAX_PRINCIPALS = 1000;
+
+function agentsJson(p: Principal | undefined): string {
+  if (!p) return NO_PRINCIPAL;
+  const key = JSON.stringify(p);
+  let json = agentsByPrincipal.get(key);
+  if (json === undefined) {
+    json = JSON.stringify(agents(p));
+    if (agentsByPrincipal.size >= MAX_PRINCIPALS) agentsByPrincipal.delete(agentsByPrincipal.keys().next().value as string);
+    agentsByPrincipal.set(key, json);
+  }
+  return json;
+}
+
+/**
+ * The AuditEvent for a request, and the row that stores it. Its JSON is put together from parts,
+ * the constant ones and the agents serialised once (JSON.stringify of the whole record was most of
+ * its 10 µs for a read, 31 µs for a plan Bundle's 25 entities); each part is JSON.stringify's, so
+ * the text is what JSON.stringify would make of the AuditEvent (test/security/audit.test.ts).
+ */
 export function auditEvent(record: AuditRecord): StoredAuditEvent {
   const { ctx } = record;
   const now = Date.now();
   const id = timeOrderedUuid(now);
   const recorded = new Date(now).toISOString();
   const patientId = ctx.patientIds?.[0] ?? record.entities.find((e) => e.type === 'Patient')?.id ?? null;
-  const entities: AuditEventEntity[] = [];
-  if (patientId) {
-    entities.push({
-      what: { reference: `Patient/${patientId}` },
-      type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '1', 'Person'),
-      role: coding('http://terminology.hl7.org/CodeSystem/object-role', '1', 'Patient'),
-    });
-  }
+  const entities: string[] = [];
+  if (patientId) entities.push(`{"what":{"reference":${JSON.stringify(`Patient/${patientId}`)}},${PATIENT_ENTITY}}`);
   for (const e of record.entities) {
     if (e.type === 'Patient' && e.id === patientId) continue;
-    entities.push({
-      what: { reference: `${e.type}/${e.id}${e.version !== undefined ? `/_history/${e.version}` : ''}` },
-      type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '2', 'System Object'),
-      role: coding('http://terminology.hl7.org/CodeSystem/object-role', '4', 'Domain Resource'),
-    });
+    const reference = `${e.type}/${e.id}${e.version !== undefined ? `/_history/${e.version}` : ''}`;
+    entities.push(`{"what":{"reference":${JSON.stringify(reference)}},${RESOURCE_ENTITY}}`);
   }
   if (record.queryParams?.length) {
-    entities.push({
-      type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '2', 'System Object'),
-      role: coding('http://terminology.hl7.org/CodeSystem/object-role', '24', 'Query'),
-      description: `Search parameters: ${[...new Set(record.queryParams)].join(', ')}`,
-    });
+    entities.push(
+      JSON.stringify({
+        type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '2', 'System Object'),
+        role: coding('http://terminology.hl7.org/CodeSystem/object-role', '24', 'Query'),
+        description: `Search parameters: ${[...new Set(record.queryParams)].join(', ')}`,
+      } satisfies AuditEventEntity),
+    );
   }
-  const event: AuditEvent = {
-    resourceType: 'AuditEvent',
-    id,
-    meta: { versionId: '1', lastUpdated: recorded },
-    type: coding('http://terminology.hl7.org/CodeSystem/audit-event-type', 'rest', 'RESTful Operation'),
-    subtype: [
-      coding('http://hl7.org/fhir/restful-interaction', record.interaction),
-      ...(record.operation ? [coding('urn:ietf:rfc:3986', record.operation.definition, `$${record.operation.name}`)] : []),
-    ],
-    action: ACTION[record.interaction] ?? 'E',
-    recorded,
-    outcome: record.outcome === 'success' ? '0' : record.outcome === 'refused' ? '4' : '8',
-    ...(record.outcomeText ? { outcomeDesc: record.outcomeText.slice(0, 500) } : {}),
-    ...(ctx.principal?.kind === 'personnel'
-      ? { purposeOfEvent: [{ coding: [coding(AUDIT_CODES.accessBasis, ctx.principal.accessBasis)], ...(ctx.principal.reason ? { text: ctx.principal.reason } : {}) }] }
-      : {}),
-    agent: ctx.principal ? agents(ctx.principal) : [{ who: { display: 'Samplan' }, requestor: true }],
-    source: {
-      site: 'Samplan',
-      observer: { display: 'Samplan' },
-      type: [coding('http://terminology.hl7.org/CodeSystem/security-source-type', '4', 'Application Server')],
-    },
-    ...(entities.length ? { entity: entities } : {}),
-  };
-  return { id, recorded, patientId, content: JSON.stringify(event) };
+  const subtype: Coding[] = [
+    coding('http://hl7.org/fhir/restful-interaction', record.interaction),
+    ...(record.operation ? [coding('urn:ietf:rfc:3986', record.operation.definition, `$${record.operation.name}`)] : []),
+  ];
+  const p = ctx.principal;
+  const purpose: AuditEvent['purposeOfEvent'] =
+    p?.kind === 'personnel' ? [{ coding: [coding(AUDIT_CODES.accessBasis, p.accessBasis)], ...(p.reason ? { text: p.reason } : {}) }] : undefined;
+  const content =
+    `{"resourceType":"AuditEvent","id":${JSON.stringify(id)},"meta":{"versionId":"1","lastUpdated":${JSON.stringify(recorded)}}` +
+    `,"type":${EVENT_TYPE},"subtype":${JSON.stringify(subtype)},"action":${JSON.stringify(ACTION[record.interaction] ?? 'E')}` +
+    `,"recorded":${JSON.stringify(recorded)},"outcome":${JSON.stringify(record.outcome === 'success' ? '0' : record.outcome === 'refused' ? '4' : '8')}` +
+    (record.outcomeText ? `,"outcomeDesc":${JSON.stringify(record.outcomeText.slice(0, 500))}` : '') +
+    (purpose ? `,"purposeOfEvent":${JSON.stringify(purpose)}` : '') +
+    `,"agent":${agentsJson(p)},"source":${SOURCE}` +
+    (entities.length ? `,"entity":[${entities.join(',')}]` : '') +
+    '}';
+  return { id, recorded, patientId, content };
 }
 
 // The rows go as four texts, one line per row, split by PostgreSQL: no escaping on either side.

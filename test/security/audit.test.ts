@@ -10,7 +10,8 @@ import { citizenByKey, clinicianByKey, organisation } from '../../src/demo/popul
 import { hasErrors, validateResource } from '../../src/fhir/validation/validator.js';
 import { OID } from '../../src/no/identifiers.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
-import { type AuditRecord, AuditWriter, timeOrderedUuid } from '../../src/security/audit.js';
+import { type AuditRecord, AuditWriter, auditEvent, timeOrderedUuid } from '../../src/security/audit.js';
+import type { Personnel } from '../../src/security/principal.js';
 import { startTestServer, type TestServer } from '../support/app.js';
 import { asClinician, citizenToken, seedPatient } from '../support/security.js';
 
@@ -301,5 +302,39 @@ describe('the record is kept, whatever happens', () => {
     });
     expect(res.status).toBe(405);
     expect((res.body as OperationOutcome).issue?.[0]?.details?.coding?.[0]?.code).toBe('READ_ONLY');
+  });
+});
+
+describe('the record\'s text', () => {
+  const gp: Personnel = {
+    kind: 'personnel',
+    pid: '12057900499',
+    hpr: '565505933',
+    name: 'Lege "Legesen" Ås',
+    role: { system: 'urn:oid:2.16.578.1.12.4.1.1.9060', code: 'LE' },
+    orgnrParent: '974760673',
+    orgnrChild: '974760681',
+    clientId: 'ehr-1',
+    sourceSystem: 'DIPS Arena',
+    accessBasis: 'TREAT',
+    scopes: ['user/*.read'],
+  } as unknown as Personnel;
+  const made = (principal: Personnel) => {
+    const { content } = auditEvent({ ctx: { requestId: 'r', baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, principal, patientIds: ['p1'] }, interaction: 'read', outcome: 'success', entities: [{ type: 'Goal', id: 'g1', version: 2 }] });
+    return { content, event: JSON.parse(content) as AuditEvent };
+  };
+
+  it('names each request\'s own agents and purpose, however often the same person asked before', () => {
+    const first = made(gp);
+    for (let i = 0; i < 3; i++) expect(made(gp).event.agent).toEqual(first.event.agent);
+    const emergency = made({ ...gp, accessBasis: 'EMERGENCY' as Personnel['accessBasis'], reason: 'Akutt "innlagt"\n' });
+    expect(emergency.event.agent?.[0]?.purposeOfUse?.[0]?.text).toBe('Akutt "innlagt"\n');
+    expect(emergency.event.purposeOfEvent?.[0]?.text).toBe('Akutt "innlagt"\n');
+    const elsewhere = made({ ...gp, orgnrChild: '974760682', sourceSystem: 'Infodoc' });
+    expect(elsewhere.event.agent?.map((a) => a.who?.identifier?.value ?? a.who?.display)).toContain('974760682');
+    expect(JSON.stringify(elsewhere.event.agent)).toContain('Infodoc');
+    expect(made(gp).event.agent).toEqual(first.event.agent);
+    // Put together from parts, the text is still what JSON.stringify makes of the record.
+    for (const { content, event } of [first, emergency, elsewhere]) expect(content).toBe(JSON.stringify(event));
   });
 });
