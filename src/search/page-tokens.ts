@@ -5,6 +5,7 @@
  * Tokens expire after an hour and cannot be altered.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { BoundedMap } from '../bounded-map.js';
 import { errors } from '../fhir/outcomes.js';
 
 const LIFETIME_MS = 3_600_000;
@@ -18,7 +19,7 @@ const MAX_REUSED = 1000;
 
 export class PageTokens {
   /** Recently sealed tokens by their parameters (as JSON), oldest first. */
-  private readonly recent = new Map<string, { token: string; at: number }>();
+  private readonly recent = new BoundedMap<string, { token: string; at: number }>(MAX_REUSED);
 
   constructor(
     private readonly key: Buffer,
@@ -36,9 +37,7 @@ export class PageTokens {
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     const body = Buffer.concat([cipher.update(`{"p":${plain},"t":${now}}`, 'utf8'), cipher.final()]);
     const token = Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
-    this.recent.delete(plain);
     this.recent.set(plain, { token, at: now });
-    if (this.recent.size > MAX_REUSED) this.recent.delete(this.recent.keys().next().value as string);
     return token;
   }
 

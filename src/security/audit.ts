@@ -10,6 +10,7 @@ import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@med
 import type { RequestContext } from '../fhir/types.js';
 import { OID } from '../no/identifiers.js';
 import { CODE_SYSTEM } from '../no/codes.js';
+import { BoundedMap } from '../bounded-map.js';
 import { Batcher } from '../store/batch.js';
 import type { Database, Transaction } from '../store/db.js';
 import { isEmergency, type Principal } from './principal.js';
@@ -133,8 +134,7 @@ const SOURCE = JSON.stringify({
 const NO_PRINCIPAL = JSON.stringify([{ who: { display: 'Samplan' }, requestor: true }] satisfies AuditEventAgent[]);
 
 /** The agents' JSON by the principal's: the same person at the same place asks again and again. */
-const agentsByPrincipal = new Map<string, string>();
-const MAX_PRINCIPALS = 1000;
+const agentsByPrincipal = new BoundedMap<string, string>(1000);
 
 function agentsJson(p: Principal | undefined): string {
   if (!p) return NO_PRINCIPAL;
@@ -142,7 +142,6 @@ function agentsJson(p: Principal | undefined): string {
   let json = agentsByPrincipal.get(key);
   if (json === undefined) {
     json = JSON.stringify(agents(p));
-    if (agentsByPrincipal.size >= MAX_PRINCIPALS) agentsByPrincipal.delete(agentsByPrincipal.keys().next().value as string);
     agentsByPrincipal.set(key, json);
   }
   return json;

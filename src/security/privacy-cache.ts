@@ -13,6 +13,7 @@
  *   entries expire after `ttlMs` in any case.
  */
 import type { Resource } from '@medplum/fhirtypes';
+import { BoundedMap } from '../bounded-map.js';
 import type { WriteHook } from '../fhir/writer.js';
 import type { Database, Queryable, Transaction } from '../store/db.js';
 import { lookupPatient, type PatientPrivacy } from './privacy.js';
@@ -28,18 +29,17 @@ export interface PrivacyCacheOptions {
 }
 
 export class PrivacyCache {
-  private readonly entries = new Map<string, { privacy: PatientPrivacy; until: number }>();
+  private readonly entries: BoundedMap<string, { privacy: PatientPrivacy; until: number }>;
   private generation = 0;
   private listening = false;
   private readonly ttlMs: number;
-  private readonly maxEntries: number;
 
   constructor(
     private readonly db: Database,
     options: PrivacyCacheOptions = {},
   ) {
     this.ttlMs = options.ttlMs ?? 5_000;
-    this.maxEntries = options.maxEntries ?? 10_000;
+    this.entries = new BoundedMap(options.maxEntries ?? 10_000);
   }
 
   /** Starts listening for changes made by any instance; until then every lookup goes to the database. */
@@ -58,7 +58,6 @@ export class PrivacyCache {
     const generation = this.generation;
     const privacy = await lookupPatient(this.db, nin);
     if (generation === this.generation) {
-      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
       this.entries.set(nin, { privacy, until: Date.now() + this.ttlMs });
     }
     return privacy;

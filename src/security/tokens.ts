@@ -7,6 +7,7 @@
  * token, so a token is verified once however many requests carry it.
  */
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as jose, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { BoundedMap } from '../bounded-map.js';
 import { ErrorCode, errors, type FhirError } from '../fhir/outcomes.js';
 
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -58,7 +59,7 @@ export function challenge(error: string | undefined, description: string | undef
 const MAX_CACHED = 10_000;
 
 export class TokenVerifier {
-  private readonly cache = new Map<string, { verified: VerifiedToken; expiresAt: number }>();
+  private readonly cache = new BoundedMap<string, { verified: VerifiedToken; expiresAt: number }>(MAX_CACHED);
 
   constructor(
     private readonly issuers: readonly TrustedIssuer[],
@@ -74,7 +75,6 @@ export class TokenVerifier {
     if (cached) {
       if (cached.expiresAt > Date.now() - this.options.clockToleranceSeconds * 1000) {
         // Refresh its place so the most used tokens stay cached.
-        this.cache.delete(token);
         this.cache.set(token, cached);
         return cached.verified;
       }
@@ -102,7 +102,6 @@ export class TokenVerifier {
       throw this.invalid(describe(err));
     }
     const verified: VerifiedToken = { issuer, claims: payload as Claims };
-    if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(token, { verified, expiresAt: (payload.exp as number) * 1000 });
     return verified;
   }

@@ -11,6 +11,7 @@
  * The caller holds PGlite's query lock (`runExclusive`); a transaction also holds its own.
  */
 import { type PGlite, parse, protocol } from '@electric-sql/pglite';
+import { BoundedMap } from '../bounded-map.js';
 import { sqlState } from './db.js';
 
 /** Prepared statements kept per database; the least recently used one is closed beyond this. */
@@ -47,7 +48,7 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 
 export class PreparedStatements {
   /** By SQL text, least recently used first (a Map keeps insertion order). */
-  readonly #statements = new Map<string, Prepared>();
+  readonly #statements = new BoundedMap<string, Prepared>(MAX_STATEMENTS, (_text, statement) => this.#close(statement));
   /** Evicted statements to close with the next call. */
   #closing: Uint8Array[] = [];
   #counter = 0;
@@ -83,7 +84,6 @@ export class PreparedStatements {
   async #prepare(text: string): Promise<Prepared> {
     const known = this.#statements.get(text);
     if (known) {
-      this.#statements.delete(text);
       this.#statements.set(text, known);
       return known;
     }
@@ -91,7 +91,6 @@ export class PreparedStatements {
     const messages = await this.#send(serialize.parse({ name, text }), serialize.describe({ type: 'S', name }));
     const prepared = { name, types: parse.parseDescribeStatementResults(messages) };
     this.#statements.set(text, prepared);
-    if (this.#statements.size > MAX_STATEMENTS) this.#forget(this.#statements.keys().next().value as string);
     return prepared;
   }
 
@@ -99,6 +98,10 @@ export class PreparedStatements {
     const statement = this.#statements.get(text);
     if (!statement) return;
     this.#statements.delete(text);
+    this.#close(statement);
+  }
+
+  #close(statement: Prepared): void {
     this.#closing.push(serialize.close({ type: 'S', name: statement.name }));
   }
 

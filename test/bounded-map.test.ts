@@ -1,0 +1,25 @@
+/** The bounded map behind the in-memory caches (tokens, privacy settings, statements, audit agents, page tokens). */
+import { describe, expect, it } from 'vitest';
+import { BoundedMap } from '../src/bounded-map.js';
+
+describe('BoundedMap', () => {
+  it('holds at most its limit, forgetting the oldest and saying so', () => {
+    const evicted: Array<[string, number]> = [];
+    const map = new BoundedMap<string, number>(3, (key, value) => evicted.push([key, value]));
+    for (const [i, key] of ['a', 'b', 'c', 'd', 'e'].entries()) map.set(key, i);
+    expect([...map]).toEqual([['c', 2], ['d', 3], ['e', 4]]);
+    expect(evicted).toEqual([['a', 0], ['b', 1]]);
+  });
+
+  it('makes a key set again the newest, without forgetting anything for it', () => {
+    const evicted: string[] = [];
+    const map = new BoundedMap<string, number>(3, (key) => evicted.push(key));
+    map.set('a', 1).set('b', 2).set('c', 3);
+    map.set('a', 10);
+    expect(evicted).toEqual([]);
+    map.set('d', 4);
+    expect([...map.keys()]).toEqual(['c', 'a', 'd']);
+    expect(evicted).toEqual(['b']);
+    expect(map.get('a')).toBe(10);
+  });
+});
