@@ -277,31 +277,27 @@ function compositeRows(param: ParamDef, root: TypedValue, resourceType: string, 
   for (const element of evaluate(param, root, root, resourceType)) {
     const heads = evaluate(first, element, root, resourceType).flatMap((v) => compositeParts(v, first.param, resourceType, baseUrl));
     if (!heads.length) continue;
-    for (const v of evaluate(second, element, root, resourceType)) {
-      for (const [c1, s1] of heads) {
-        switch (second.param.type) {
-          case 'token':
-          case 'reference':
-          case 'uri':
-            for (const [c2, s2] of compositeParts(v, second.param, resourceType, baseUrl)) rows.push([sp, c1, s1, c2, s2, null, null, null, null, null]);
-            break;
-          case 'date':
-            for (const r of dateValues(v)) rows.push([sp, c1, s1, '', null, null, null, r.lo, r.hi, null]);
-            break;
-          case 'string':
-            for (const text of stringValues(v)) rows.push([sp, c1, s1, '', null, null, null, null, null, normalizeString(text)]);
-            break;
-          case 'quantity':
-          case 'number':
-            for (const q of quantityValues(v)) {
-              for (const unit of second.param.type === 'number' ? [''] : unitVariants(q)) rows.push([sp, c1, s1, unit, null, q.lo, q.hi, null, null, null]);
-            }
-            break;
-        }
-      }
-    }
+    const tails = evaluate(second, element, root, resourceType).flatMap((v) => compositeTail(v, second.param, resourceType, baseUrl));
+    for (const [c1, s1] of heads) for (const tail of tails) rows.push([sp, c1, s1, ...tail]);
   }
   return rows;
+}
+
+/** A composite's second component's columns for one of its values: c2, s2, lo, hi, dlo, dhi, str. */
+type CompositeTail = CompositeRow extends [number, string, string | null, ...infer Rest] ? Rest : never;
+
+function compositeTail(v: TypedValue, param: ParamDef, resourceType: string, baseUrl: string): CompositeTail[] {
+  switch (param.type) {
+    case 'date':
+      return dateValues(v).map((r) => ['', null, null, null, r.lo, r.hi, null]);
+    case 'string':
+      return stringValues(v).map((text) => ['', null, null, null, null, null, normalizeString(text)]);
+    case 'quantity':
+    case 'number':
+      return quantityValues(v).flatMap((q) => (param.type === 'number' ? [''] : unitVariants(q)).map((unit): CompositeTail => [unit, null, q.lo, q.hi, null, null, null]));
+    default:
+      return compositeParts(v, param, resourceType, baseUrl).map(([c2, s2]) => [c2, s2, null, null, null, null, null]);
+  }
 }
 
 /** How a quantity's unit may be named in a search: not at all, by code or unit, or system|code. */

@@ -11,7 +11,7 @@ import { errors } from '../fhir/outcomes.js';
 const LIFETIME_MS = 3_600_000;
 /**
  * A token sealed for the same parameters within this time is given again: a plan Bundle (a POST
- * search) seals its `self` link on every request, and sealing was 2–3 % of its CPU. The token then
+ * search) seals its `self` link on every request, 8.7 µs each (1.1 µs given again). The token then
  * lives at most this much less than an hour.
  */
 const REUSE_MS = 60_000;

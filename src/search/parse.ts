@@ -113,7 +113,7 @@ function parseNumberValue(name: string, raw: string): { prefix: Prefix; number: 
   return { prefix, number };
 }
 
-function parseQuantity(name: string, raw: string): Value {
+function parseQuantity(name: string, raw: string): Extract<Value, { type: 'quantity' }> {
   const parts = splitEscaped(raw, '|');
   const { prefix, number } = parseNumberValue(name, parts[0] as string);
   const system = parts[1] ? unescape(parts[1]) : undefined;
@@ -174,11 +174,9 @@ function parseComposite(name: string, param: ParamDef, raw: string, baseUrl: str
     value.last = { type: 'number', prefix: n.prefix, number: n.number };
   } else if (second === 'quantity') {
     const q = parseQuantity(name, part);
-    if (q.type === 'quantity') {
-      // Names the unit the way extract.ts indexed it (see unitVariants there).
-      value.second = { code: q.system && q.code ? `${q.system}|${q.code}` : (q.code ?? '') };
-      value.last = { type: 'number', prefix: q.prefix, number: q.number };
-    }
+    // Names the unit the way extract.ts indexed it (see unitVariants there).
+    value.second = { code: q.system && q.code ? `${q.system}|${q.code}` : (q.code ?? '') };
+    value.last = { type: 'number', prefix: q.prefix, number: q.number };
   }
   return value;
 }

@@ -106,7 +106,9 @@ export const INDEX_TABLE_NAMES = INDEX_TABLES.map((t) => t.table);
  * at `$first`. `replacing` a resource's rows: only the difference is written — rows no longer
  * made are deleted, new ones inserted, rows that stay are left alone — as most updates change no
  * searchable value, and each row written is a heap tuple and up to four B-tree entries. The
- * sub-statements share one snapshot, so the INSERT compares against the rows as they were.
+ * sub-statements share one snapshot, so the INSERT compares against the rows as they were; both
+ * write only when `source` made its row (an update that does not follow the stored version writes
+ * nothing).
  */
 function indexWriteCtes(source: string, first: number, replacing?: string): { sql: string; next: number } {
   let n = first;
@@ -114,7 +116,7 @@ function indexWriteCtes(source: string, first: number, replacing?: string): { sq
     const rows = `unnest(${casts.map((c) => `$${n++}::${c}[]`).join(', ')}) AS u(${columns.join(', ')})`;
     if (!replacing) return `i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')}) SELECT ${source}.rid, u.* FROM ${source}, ${rows})`;
     const same = `(${columns.map((c) => `o.${c}`).join(', ')}) IS NOT DISTINCT FROM (${columns.map((c) => `u.${c}`).join(', ')})`;
-    return `d_${table} AS (DELETE FROM ${table} AS o WHERE o.rid = ${replacing} AND NOT EXISTS (SELECT 1 FROM ${rows} WHERE ${same})),
+    return `d_${table} AS (DELETE FROM ${table} AS o WHERE o.rid = ${replacing} AND EXISTS (SELECT 1 FROM ${source}) AND NOT EXISTS (SELECT 1 FROM ${rows} WHERE ${same})),
 i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')}) SELECT ${source}.rid, u.* FROM ${source}, ${rows}
   WHERE NOT EXISTS (SELECT 1 FROM ${table} AS o WHERE o.rid = ${replacing} AND ${same}))`;
   });

@@ -120,11 +120,32 @@ describe('an update\'s index rows', () => {
     const first = rows({ token: [[1, 'urn:s', 'a', null]] });
     const id = nextId();
     const rid = (await store.insert(database(), version(id, 1), first)) as number;
-    await expect(
-      database().transaction(async (tx) => {
-        if (!(await store.update(tx, rid, version(id, 3), rows({ token: [[1, 'urn:s', 'b', null]] })))) throw new Error('conflict');
-      }),
-    ).rejects.toThrow('conflict');
-    expect((await stored(rid)).token.map((r) => r.row)).toEqual([[1, 'urn:s', 'a', null]]);
+    const before = await stored(rid);
+    // Outside a transaction: the statement itself, not a rollback, must leave the rows alone.
+    expect(await store.update(database(), rid, version(id, 3), rows({ token: [[1, 'urn:s', 'b', null]] }))).toBe(false);
+    expect(await stored(rid)).toEqual(before);
+  });
+
+  it('holds exactly the last version\'s rows after writers updated one resource at the same time', async () => {
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), rows({}))) as number;
+    const written = (i: number) => rows({ token: [[1, 'urn:s', `writer-${i}`, null], [2, 'urn:s', 'kept', null]], date: [[3, `2026-01-${String(i + 1).padStart(2, '0')}T00:00:00.000Z`, '2026-12-31T00:00:00.000Z']] });
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        database().transaction(async (tx) => {
+          const current = await store.lock(tx, 'Goal', id);
+          const n = (current?.version ?? 0) + 1;
+          expect(await store.update(tx, rid, version(id, n, `{"resourceType":"Goal","id":"${id}","writer":${i}}`), written(i))).toBe(true);
+        }),
+      ),
+    );
+    const last = JSON.parse((await store.read(database(), 'Goal', id))?.content as string) as { writer: number };
+    const now = await stored(rid);
+    expect(now.token.map((r) => r.row)).toEqual([
+      [1, 'urn:s', `writer-${last.writer}`, null],
+      [2, 'urn:s', 'kept', null],
+    ]);
+    expect(now.date.map((r) => r.row)).toHaveLength(1);
+    expect((await store.read(database(), 'Goal', id))?.version).toBe(13);
   });
 });
