@@ -133,12 +133,16 @@ const SOURCE = JSON.stringify({
 } satisfies AuditEvent['source']);
 const NO_PRINCIPAL = JSON.stringify([{ who: { display: 'Samplan' }, requestor: true }] satisfies AuditEventAgent[]);
 
-/** The agents' JSON by the principal's: the same person at the same place asks again and again. */
+/**
+ * The agents' JSON by the principal's: the same person at the same place asks again and again.
+ * The patient a clinician's request is about is not in the agents, so not in the key either: one
+ * entry serves all of a clinician's patients.
+ */
 const agentsByPrincipal = new BoundedMap<string, string>(1000);
 
 function agentsJson(p: Principal | undefined): string {
   if (!p) return NO_PRINCIPAL;
-  const key = JSON.stringify(p);
+  const key = JSON.stringify(p.kind === 'personnel' ? { ...p, patientNin: undefined } : p);
   let json = agentsByPrincipal.get(key);
   if (json === undefined) {
     json = JSON.stringify(agents(p));
