@@ -186,6 +186,39 @@ describe('a transaction', () => {
     }
   });
 
+  // Statements queued in one tick go out in one write however long they are (fix 6); the driver
+  // used to send each chunk past 1 KB at once, so a write's deferred statements (audit record,
+  // Provenance) and its COMMIT took three writes instead of one.
+  it.runIf(onServer)('sends the deferred statements and COMMIT in one write, however long', async () => {
+    const one = await openPostgres(t.url as string, { max: 1 });
+    const write = net.Socket.prototype.write;
+    try {
+      const long = (tag: string) => `${tag}:${'x'.repeat(3000)}`;
+      const body = (n: number) =>
+        one.transaction(async (tx) => {
+          await tx.query('INSERT INTO tx_test VALUES ($1, $2)', [n, long('first')]);
+          tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [n + 1, long('deferred')] });
+          tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [n + 2, long('deferred')] });
+        });
+      await body(70);
+      const chunks: string[] = [];
+      net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
+        chunks.push(Buffer.from(chunk as Uint8Array).toString('latin1'));
+        return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+      };
+      await body(80);
+      net.Socket.prototype.write = write;
+      // One write with BEGIN and the first INSERT, one with both deferred INSERTs and COMMIT.
+      expect(chunks.map((c) => c.length > 6000)).toEqual([false, true]);
+      expect(/^Q.{4}begin \0B.*first:x{3000}/s.test(chunks[0] as string)).toBe(true);
+      expect(/deferred:x{3000}.*deferred:x{3000}.*S\0\0\0\x04$/s.test(chunks[1] as string)).toBe(true);
+      expect(await ids()).toEqual(expect.arrayContaining([70, 71, 72, 80, 81, 82]));
+    } finally {
+      net.Socket.prototype.write = write;
+      await one.close();
+    }
+  });
+
   it('sends nothing for a body that writes nothing, and the connection serves the next transaction', async () => {
     for (let i = 0; i < 30; i++) expect(await db.transaction(async () => i)).toBe(i);
     await expect(db.transaction(async () => Promise.reject(new Error('refused before any statement')))).rejects.toThrow('refused before any statement');
