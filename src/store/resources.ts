@@ -345,20 +345,20 @@ export class ResourceStore {
    */
   async history(
     q: Queryable,
-    scope: { rid?: number; type?: string },
+    scope: { type?: string; id?: string },
     options: { since?: string; count: number; before?: HistoryCursor; visible?: ReadRule },
   ): Promise<Array<VersionRow<StoredText>>> {
     const where: Fragment[] = [];
-    if (scope.rid !== undefined) where.push(sql`v.rid = ${scope.rid}`);
-    if (scope.type !== undefined) where.push(sql`v.type = ${scope.type}`);
+    if (scope.type !== undefined && scope.id !== undefined) where.push(sql`r.type = ${scope.type} AND r.id = ${scope.id}`);
+    else if (scope.type !== undefined) where.push(sql`v.type = ${scope.type}`);
     if (options.since) where.push(sql`v.last_updated >= ${options.since}::timestamptz`);
     if (options.before) {
       const b = options.before;
       where.push(sql`(v.last_updated, v.rid, v.version) < (${b.lastUpdated}::timestamptz, ${b.rid}::bigint, ${b.version}::int)`);
     }
     const filter = options.visible?.filter('r');
-    // The access rule applies to the resource as it is now.
-    const from = filter ? sql`resource_versions AS v JOIN resources AS r ON r.rid = v.rid` : sql`resource_versions AS v`;
+    // The access rule applies to the resource as it is now; one resource is found by its current row.
+    const from = filter || scope.id !== undefined ? sql`resource_versions AS v JOIN resources AS r ON r.rid = v.rid` : sql`resource_versions AS v`;
     if (filter) where.push(filter);
     const c = compile(sql`SELECT v.rid, v.type, v.id, v.version, v.last_updated AS "lastUpdated", v.method, v.content
       FROM ${from} ${where.length ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``}

@@ -293,6 +293,13 @@ describe('history', () => {
       `Patient/${created.id}/_history?_since=${encodeURIComponent(v3)}`,
     );
     expect(since.body.entry.map((e) => e.resource.meta?.versionId)).toEqual(['5', '4', '3']);
+    // A resource that is there has a history even when the page has no versions: 200, not 404.
+    for (const query of ['_since=2999-01-01T00:00:00Z', '_count=0']) {
+      const empty = await t.request<{ resourceType: string; entry?: unknown[] }>('GET', `Patient/${created.id}/_history?${query}`);
+      expect(empty.status, query).toBe(200);
+      expect(empty.body.entry ?? [], query).toEqual([]);
+    }
+    expect((await t.request('GET', `Patient/nope/_history?_count=0`)).status).toBe(404);
   });
 
   it('lists type and system history', async () => {

@@ -47,21 +47,17 @@ export async function history(s: Services, call: Call, type?: string, id?: strin
   }
 
   const visible = visibility(ctx.access);
-  let rid: number | undefined;
-  if (type && id) {
-    const row = await s.store.read(call.q, type, id, visible);
-    if (!row) throw errors.notFound(type, id);
-    rid = row.rid;
-  }
   const rows =
     count === 0
       ? []
-      : await s.store.history(call.q, { ...(rid !== undefined ? { rid } : {}), ...(type ? { type } : {}) }, {
+      : await s.store.history(call.q, { ...(type ? { type } : {}), ...(id ? { id } : {}) }, {
           count: count + 1,
           visible,
           ...(since ? { since } : {}),
           ...(before ? { before } : {}),
         });
+  // A resource's versions come only when it is there and visible; with none, say which it is.
+  if (type && id && rows.length === 0 && !(await s.store.read(call.q, type, id, visible))) throw errors.notFound(type, id);
   const more = rows.length > count;
   const page = rows.slice(0, count);
   const path = [type, id, '_history'].filter(Boolean).join('/');
