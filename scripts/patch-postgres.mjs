@@ -1,7 +1,7 @@
 // Run by `npm install`/`npm ci` (postinstall): fixes three faults of postgres.js 3.4.x (the
 // latest): two when a connection dies, found by Samplan's reliability tests, and one under load;
-// saves a round trip per transaction (4); can hand a column over as bytes (5); and sends what a
-// tick queued in one write (6).
+// saves a round trip per transaction (4); can hand a column over as bytes (5); sends what a tick
+// queued in one write (6); and fails fast while the server is down (7).
 // Idempotent (each fix carries a mark); a version that no longer has the code is left alone with
 // a warning.
 //
@@ -39,6 +39,10 @@
 //    three (each a wake-up of the database backend). What one tick queues now goes out in one
 //    write at the end of the tick, up to 64 KB: an update sends 3 writes instead of 6, a create 2
 //    instead of 4.
+// 7. While the server is down, the queries waiting for a connection were handed to the next
+//    connection attempts one at a time, each after the reconnect delay: with few connections the
+//    last of them waited seconds for its 503. A refused connection attempt now fails every query
+//    waiting for a connection at once; the next query starts a new attempt.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -113,6 +117,20 @@ const fixes = [
       [
         '    if (fn || chunk.length >= 1024)\n      return nextWrite(fn)\n',
         '    /* samplan: one write per tick */\n    if (fn || chunk.length >= 65536)\n      return nextWrite(fn)\n',
+      ],
+    ],
+  },
+  {
+    file: 'index.js',
+    mark: '/* samplan: a refused connection fails the waiting */',
+    edits: [
+      [
+        '  function onclose(c, e) {\n    move(c, closed)\n',
+        '  function onclose(c, e) {\n    /* samplan: a refused connection fails the waiting */\n    const refused = c.queue === connecting\n    move(c, closed)\n',
+      ],
+      [
+        '    options.onclose && options.onclose(c.id)\n    queries.length && connect(c, queries.shift())\n',
+        '    options.onclose && options.onclose(c.id)\n    if (refused)\n      while (queries.length)\n        queries.shift().reject(e)\n    queries.length && connect(c, queries.shift())\n',
       ],
     ],
   },

@@ -231,3 +231,45 @@ describe('a transaction', () => {
     expect(await ids()).toContain(50);
   });
 });
+
+describe('the PostgreSQL pools', () => {
+  // Single statements have a pool of their own (src/store/postgres.ts), so they pipeline on few
+  // connections while transactions keep theirs.
+  it.runIf(onServer)('answer a statement while every transaction connection is taken', async () => {
+    const two = await openPostgres(t.url as string, { max: 1, statements: 1 });
+    try {
+      let committed = false;
+      const long = two.transaction(async (tx) => {
+        await tx.query('SELECT pg_sleep(0.5)');
+        committed = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await two.query<{ n: number }>('SELECT 1 AS n'))[0]?.n).toBe(1);
+      expect(committed).toBe(false);
+      await long;
+    } finally {
+      await two.close();
+    }
+  });
+
+  // Patch fix 7: the statements waiting for a connection while the server is down all fail with
+  // the first refused attempt, instead of one per reconnect delay (20 × 0.25 s here before).
+  it('fail every waiting statement fast when the server refuses connections', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(p));
+      });
+    });
+    const down = await openPostgres(`postgres://nobody@127.0.0.1:${port}/none`, { max: 1, check: false });
+    try {
+      const started = performance.now();
+      const results = await Promise.allSettled(Array.from({ length: 20 }, () => down.query('SELECT 1')));
+      const elapsed = performance.now() - started;
+      expect(results.every((r) => r.status === 'rejected' && r.reason instanceof DatabaseUnavailableError)).toBe(true);
+      expect(elapsed).toBeLessThan(1000);
+    } finally {
+      await down.close();
+    }
+  });
+});
