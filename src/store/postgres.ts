@@ -7,9 +7,9 @@ export interface PostgresOptions {
   /**
    * Connections for single statements (default 4, at most `max`). Few, so that concurrent
    * requests' statements queue on a busy connection and go out together in one socket write
-   * (postgres.js pipelines them) instead of each waking a backend of its own: half the writes per
-   * read (0.9 → 0.45), 20-30 % more reads and plan Bundles a second (docs/performance.md).
-   * Transactions have their own pool, so a long one never holds up a read.
+   * (postgres.js pipelines them) instead of each waking a backend of its own: half the socket
+   * writes per read (0.9 → 0.45; docs/performance.md). Transactions have their own pool, so a
+   * long one never holds up a read.
    */
   statements?: number;
   /** Seconds to wait for a connection before giving up (fail fast during an outage). */
