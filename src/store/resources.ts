@@ -339,17 +339,17 @@ export class ResourceStore {
   }
 
   /**
-   * Versions newest first: of one resource (`rid`), of one type, or of everything. Paged by a
+   * Versions newest first: of one resource (`type` and `id`), of one type, or of everything. Paged by a
    * keyset (`before`: the last row of the previous page), so pages stay stable while writes go on.
    * Their text is to be served as it is.
    */
   async history(
     q: Queryable,
-    scope: { type?: string; id?: string },
+    scope: { type?: undefined; id?: undefined } | { type: string; id?: string },
     options: { since?: string; count: number; before?: HistoryCursor; visible?: ReadRule },
   ): Promise<Array<VersionRow<StoredText>>> {
     const where: Fragment[] = [];
-    if (scope.type !== undefined && scope.id !== undefined) where.push(sql`r.type = ${scope.type} AND r.id = ${scope.id}`);
+    if (scope.id !== undefined) where.push(sql`r.type = ${scope.type} AND r.id = ${scope.id}`);
     else if (scope.type !== undefined) where.push(sql`v.type = ${scope.type}`);
     if (options.since) where.push(sql`v.last_updated >= ${options.since}::timestamptz`);
     if (options.before) {

@@ -50,7 +50,7 @@ export async function history(s: Services, call: Call, type?: string, id?: strin
   const rows =
     count === 0
       ? []
-      : await s.store.history(call.q, { ...(type ? { type } : {}), ...(id ? { id } : {}) }, {
+      : await s.store.history(call.q, type ? { type, ...(id ? { id } : {}) } : {}, {
           count: count + 1,
           visible,
           ...(since ? { since } : {}),
