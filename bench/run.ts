@@ -70,7 +70,7 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
     for (const scenario of scenarios(fixture)) {
       if (only && !only.includes(scenario.name)) continue;
       const r = await runLoad(server, scenario, load);
-      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB`);
+      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`);
       results.push(r);
     }
     await server.stop();
@@ -78,7 +78,7 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
     server = await startProcess(path.join(repo, 'bench', 'ceiling.ts'), env, '/readyz', ['--import', 'tsx']);
     const ceiling = await runLoad(server, ceilingScenario(fixture), load);
     const audited = await runLoad(server, auditedCeilingScenario(fixture), load);
-    for (const r of [ceiling, audited]) console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req`);
+    for (const r of [ceiling, audited]) console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`);
     await server.stop();
     return { db: db.description, ingest: ingested, results, ceiling, audited };
   } finally {

@@ -5,6 +5,7 @@
  */
 import autocannon from 'autocannon';
 import type { Running } from './server.js';
+import { type MachineLoad, measureMachine } from './machine.js';
 
 export type LoadRequest = autocannon.Request;
 
@@ -46,6 +47,8 @@ export interface LoadResult {
    * the machine is with the database and the load generator.
    */
   cpuPerRequestMs: number;
+  /** The whole machine during the measured run (bench/lib/machine.ts). */
+  machine: MachineLoad;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -92,8 +95,10 @@ export async function runLoad(server: Running, scenario: Scenario, options: Load
   if (options.warmupSeconds > 0) await fire(server.url, scenario, options.connections, options.warmupSeconds, false);
   const stopSampling = server.sampleMemory();
   const cpuBefore = server.cpuMs();
+  const machine = measureMachine();
   const { result, times, failed } = await fire(server.url, scenario, options.connections, options.durationSeconds, true);
   const cpu = server.cpuMs() - cpuBefore;
+  const machineLoad = machine();
   const memory = stopSampling();
   const sorted = Float64Array.from(times).sort();
   return {
@@ -108,5 +113,6 @@ export async function runLoad(server: Running, scenario: Scenario, options: Load
     failedStatuses: failed,
     peakMemoryMb: memory.peakMb,
     cpuPerRequestMs: times.length ? Math.round((cpu / times.length) * 1000) / 1000 : 0,
+    machine: machineLoad,
   };
 }
