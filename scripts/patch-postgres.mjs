@@ -1,7 +1,7 @@
-// Run by `npm install`/`npm ci` (postinstall): fixes three faults of postgres.js 3.4.x (the
-// latest): two when a connection dies, found by Samplan's reliability tests, and one under load;
-// saves a round trip per transaction (4); can hand a column over as bytes (5); sends what a tick
-// queued in one write (6); and fails fast while the server is down (7).
+// Run by `npm install`/`npm ci` (postinstall): fixes four faults of postgres.js 3.4.x (the
+// latest), found by Samplan's reliability tests: two when a connection dies (1, 2), one under load
+// (3) and one while the server is down (7); saves a round trip per transaction (4); can hand a
+// column over as bytes (5); and sends what a tick queued in one write (6).
 // Idempotent (each fix carries a mark); a version that no longer has the code is left alone with
 // a warning.
 //

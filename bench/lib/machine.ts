@@ -34,10 +34,10 @@ export function measureMachine(): () => MachineLoad {
     const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = d;
     const total = d.reduce((a, b) => a + b, 0);
     if (total <= 0) return { busyPercent: 0, stealPercent: 0 };
-    const cores = os.cpus().length * 100;
+    const allCores = os.cpus().length * 100;
     return {
-      busyPercent: Math.round(((user + nice + system + irq + softirq) / total) * cores),
-      stealPercent: Math.round((steal / total) * cores),
+      busyPercent: Math.round(((user + nice + system + irq + softirq) / total) * allCores),
+      stealPercent: Math.round((steal / total) * allCores),
     };
   };
 }
