@@ -4,16 +4,17 @@
  * start SHALL be before end", qty-3, ref-1, att-1, ...) nor the resource-level ones of contained
  * and other nested resources. Expressions are parsed once per type.
  */
-import { evalFhirPathTyped, parseFhirPath, toTypedValue, tryGetDataType, UCUM, type TypedValue } from '@medplum/core';
+import { type Constraint, evalFhirPathTyped, parseFhirPath, toTypedValue, tryGetDataType, UCUM, type TypedValue } from '@medplum/core';
 import { validationIssue, type Issues } from './issues.js';
 import type { Node, ResourceNode, Visitor } from './walk.js';
 
 type FhirPathAtom = ReturnType<typeof parseFhirPath>;
 
-interface Invariant {
+export interface Invariant {
   readonly key: string;
   readonly human: string;
-  readonly atom: FhirPathAtom;
+  /** Undefined for an invariant without an expression: Medplum reports those as failed. */
+  readonly atom: FhirPathAtom | undefined;
 }
 
 /**
@@ -22,34 +23,49 @@ interface Invariant {
  */
 const SKIPPED = new Set(['ele-1', 'dom-3', 'org-1', 'sdf-19']);
 
+/** The invariants of a definition that Medplum's validator evaluates: errors, less the skipped ones. */
+export function compileInvariants(constraints: readonly Constraint[] | undefined): readonly Invariant[] {
+  return (constraints ?? [])
+    .filter((c) => c.severity === 'error' && !SKIPPED.has(c.key))
+    .map((c) => ({ key: c.key, human: c.description, atom: c.expression ? parseFhirPath(c.expression) : undefined }));
+}
+
 const invariantsByType = new Map<string, readonly Invariant[]>();
 
-function typeInvariants(type: string): readonly Invariant[] {
+/** The invariants stated on a type itself (`Period`: per-1; `Goal`: dom-2, dom-4, dom-5). */
+export function typeInvariants(type: string): readonly Invariant[] {
   let result = invariantsByType.get(type);
   if (!result) {
-    result = (tryGetDataType(type)?.constraints ?? [])
-      .filter((c) => c.severity === 'error' && !SKIPPED.has(c.key) && c.expression)
-      .map((c) => ({ key: c.key, human: c.description, atom: parseFhirPath(c.expression) }));
+    result = compileInvariants(tryGetDataType(type)?.constraints);
     invariantsByType.set(type, result);
   }
   return result;
 }
 
+/** The FHIRPath variables of one walk, as Medplum's validator sets them; `%rootResource` made once. */
+export class InvariantScope {
+  private readonly ucum = toTypedValue(UCUM);
+  private root: TypedValue | undefined;
+
+  variables(context: TypedValue, resource: ResourceNode): Record<string, TypedValue> {
+    return {
+      '%context': context,
+      '%ucum': this.ucum,
+      '%resource': toTypedValue(resource.value),
+      '%rootResource': (this.root ??= toTypedValue(rootOf(resource).value)),
+    };
+  }
+}
+
 export function invariantsVisitor(issues: Issues): Visitor {
-  const ucum = toTypedValue(UCUM);
-  let root: TypedValue | undefined;
+  const scope = new InvariantScope();
   const check = (node: Node, skip: ReadonlySet<string>): void => {
     const invariants = typeInvariants(node.type);
     if (!invariants.length) return;
     const context: TypedValue = { type: node.type, value: node.value };
-    const variables: Record<string, TypedValue> = {
-      '%context': context,
-      '%ucum': ucum,
-      '%resource': toTypedValue(node.resource.value),
-      '%rootResource': (root ??= toTypedValue(rootOf(node.resource).value)),
-    };
+    const variables = scope.variables(context, node.resource);
     for (const invariant of invariants) {
-      if (skip.has(invariant.key)) continue;
+      if (skip.has(invariant.key) || !invariant.atom) continue;
       let result: TypedValue[];
       try {
         result = evalFhirPathTyped(invariant.atom, [context], variables);

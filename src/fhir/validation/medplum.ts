@@ -40,7 +40,12 @@ export function sliceIssues(resource: Record<string, unknown>, slicing: Structur
 function isAbsoluteReferenceWarning(raw: OperationOutcomeIssue, resource: Record<string, unknown>): boolean {
   if (!raw.details?.text?.startsWith('Invalid reference: got "')) return false;
   const reference = locate(`${raw.expression?.[0] ?? ''}.reference`, resource).value;
-  return typeof reference === 'string' && /^[a-z][a-z0-9+.-]*:/i.test(reference);
+  return typeof reference === 'string' && isAbsoluteReference(reference);
+}
+
+/** A reference with a scheme (`urn:uuid:…`, `https://…`) rather than `Type/id`. */
+export function isAbsoluteReference(reference: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:/i.test(reference);
 }
 
 const INCOMPLETE = 'The resource could not be fully validated: ';

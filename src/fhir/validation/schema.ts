@@ -3,7 +3,7 @@
  * that validating a resource is a walk over the instance with O(1) lookups and never a walk over
  * StructureDefinitions.
  */
-import { capitalize, isPrimitiveType, tryGetDataType } from '@medplum/core';
+import { capitalize, type InternalSchemaElement, isPrimitiveType, tryGetDataType } from '@medplum/core';
 import { definitions } from '../definitions.js';
 
 /** What the walker needs to know about one JSON property of a type. */
@@ -20,6 +20,14 @@ export interface PropertyInfo {
   readonly requiredValueSet?: string;
   /** Keys of the invariants stated on the element itself (Medplum evaluates those). */
   readonly constraintKeys: ReadonlySet<string>;
+  /** The element as Medplum indexes it (cardinality, invariants, reference targets, fixed values). */
+  readonly element: InternalSchemaElement;
+}
+
+/** An element an instance of the type must have (min > 0), by every JSON key it may take. */
+export interface RequiredElement {
+  readonly keys: readonly string[];
+  readonly min: number;
 }
 
 export interface TypeIndex {
@@ -28,6 +36,7 @@ export interface TypeIndex {
   readonly path: string;
   /** JSON key (without a leading `_`) → property. */
   readonly properties: ReadonlyMap<string, PropertyInfo>;
+  readonly required: readonly RequiredElement[];
 }
 
 const CODED_TYPES = new Set(['code', 'Coding', 'CodeableConcept', 'Quantity']);
@@ -54,6 +63,7 @@ function buildTypeIndex(type: string): TypeIndex | null {
   const schema = tryGetDataType(type);
   if (!schema) return null;
   const properties = new Map<string, PropertyInfo>();
+  const required: RequiredElement[] = [];
   for (const [key, element] of Object.entries(schema.elements)) {
     const binding = element.binding;
     const valueSet =
@@ -61,6 +71,8 @@ function buildTypeIndex(type: string): TypeIndex | null {
     const choice = key.endsWith('[x]');
     const name = choice ? key.slice(0, -3) : key;
     const constraintKeys = new Set((element.constraints ?? []).map((c) => c.key));
+    const keys = element.type.map((t) => (choice ? name + capitalize(t.code) : name));
+    if (element.min > 0) required.push({ keys, min: element.min });
     for (const t of element.type) {
       const info: PropertyInfo = {
         name,
@@ -69,12 +81,13 @@ function buildTypeIndex(type: string): TypeIndex | null {
         isPrimitive: isPrimitiveType(t.code),
         isArray: element.isArray === true,
         constraintKeys,
+        element,
         ...(valueSet && CODED_TYPES.has(t.code) ? { requiredValueSet: valueSet } : {}),
       };
       properties.set(choice ? name + capitalize(t.code) : name, info);
     }
   }
-  return { type, path: schema.path, properties };
+  return { type, path: schema.path, properties, required };
 }
 
 const ancestries = new Map<string, readonly string[]>();

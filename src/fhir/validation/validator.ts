@@ -1,7 +1,8 @@
 /**
  * Resource validation for writes and `$validate`: Medplum's structural validator plus Samplan's
  * checks (required bindings, extensions, narrative, markup in text, ids, contained resources,
- * the invariants Medplum skips), against the base R4 type and any registered profiles the caller
+ * the invariants Medplum skips), all but Medplum's in one walk over the instance, which also
+ * tells whether Medplum would find anything (structure.ts: if not, it is not run), against the base R4 type and any registered profiles the caller
  * or the resource names (what a profile adds to the base is checked by profile-constraints.ts).
  * The first call loads the R4 definitions and terminology (a second or so).
  */
@@ -18,6 +19,7 @@ import { narrativeVisitor } from './narrative.js';
 import { profileVisitor } from './profile-constraints.js';
 import { isBaseDefinition, resourceProfile, type ResourceProfile } from './profiles.js';
 import { securityVisitor } from './security.js';
+import { structureCheck } from './structure.js';
 import { isObject, walk } from './walk.js';
 
 export { setAllowedExtensionDomains } from './extensions.js';
@@ -46,6 +48,7 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
 
   const ownIssues: Issues = [];
   const referenceErrors = new Set<string>();
+  const structure = structureCheck();
   const visitors = [
     idsVisitor(ownIssues),
     bindingsVisitor(ownIssues, bindings),
@@ -54,6 +57,7 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
     securityVisitor(ownIssues),
     containedVisitor(ownIssues),
     invariantsVisitor(ownIssues),
+    structure,
   ];
   if (profiles.length) {
     const constraints = profiles.map((p) => p.constraints);
@@ -62,8 +66,10 @@ export function validateResource(resource: unknown, options: ValidateOptions = {
   // The walk sees the contained resources (for references to them) but skips validating them.
   const broken = walk(input, visitors, { skipContained: options.validateContains === 'IGNORE' }, ownIssues);
 
-  // The base type by Medplum; of a profile, Medplum checks only the slicing (profile-constraints.ts).
-  const structural = [...medplumIssues(target), ...profiles.flatMap((p) => (p.constraints.slicing ? sliceIssues(target, p.constraints.slicing) : []))];
+  // The base type by Medplum, unless the walk found nothing it would (structure.ts); of a profile,
+  // Medplum checks only the slicing (profile-constraints.ts).
+  const base = !broken.length && structure.clean ? [] : medplumIssues(target);
+  const structural = [...base, ...profiles.flatMap((p) => (p.constraints.slicing ? sliceIssues(target, p.constraints.slicing) : []))];
   // Where the walk found a value of the wrong shape (a string for a HumanName, a contained
   // resource of unknown type), Medplum's findings there are noise or an aborted run. Where a
   // profile refuses a reference's type, the base validation's warning about it is a repeat.
