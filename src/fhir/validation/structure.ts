@@ -18,7 +18,7 @@ import { evalFhirPathTyped, fhirTypeToJsType, HTTP_HL7_ORG, type InternalSchemaE
 import { isAbsoluteReference } from './medplum.js';
 import { compileInvariants, type Invariant, InvariantScope, typeInvariants } from './invariants.js';
 import { typeIndex, type PropertyInfo, type TypeIndex } from './schema.js';
-import { isObject, type Node, type ResourceNode, type Visitor } from './walk.js';
+import { isAbsent, isObject, type Node, type ResourceNode, type Visitor } from './walk.js';
 
 export interface StructureCheck extends Visitor {
   /** After the walk: true when Medplum's validator would report nothing, errors or warnings. */
@@ -69,6 +69,7 @@ export function structureCheck(): StructureCheck {
     const context: TypedValue = { type: node.type, value: node.value };
     const variables = scope.variables(context, resource);
     for (const invariant of invariants) {
+      if (invariant.holdsFor?.(node.value)) continue;
       if (!invariant.atom) return false;
       try {
         const result = evalFhirPathTyped(invariant.atom, [context], variables);
@@ -138,17 +139,6 @@ function cleanObject(obj: Record<string, unknown>, index: TypeIndex | undefined,
     if (!required.keys.some((k) => obj[k] !== undefined)) return false;
   }
   return true;
-}
-
-/** Null, an empty string, object or array: Medplum reads some of those as absent, others as errors. */
-function isAbsent(value: unknown): boolean {
-  if (value === null || value === undefined || value === '') return true;
-  if (Array.isArray(value)) return value.length === 0;
-  if (typeof value === 'object') {
-    for (const _ in value) return false;
-    return true;
-  }
-  return false;
 }
 
 /** Medplum's checks of a primitive value, with its regular expressions. */

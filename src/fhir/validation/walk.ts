@@ -177,6 +177,13 @@ function isEmpty(value: Record<string, unknown>): boolean {
   return true;
 }
 
+/** Null, an empty string, object or array: Medplum reads some of those as absent, others as errors. */
+export function isAbsent(value: unknown): boolean {
+  if (value === null || value === undefined || value === '') return true;
+  if (Array.isArray(value)) return value.length === 0;
+  return typeof value === 'object' && isEmpty(value as Record<string, unknown>);
+}
+
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
