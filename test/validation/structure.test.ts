@@ -12,6 +12,7 @@ import type { Bundle } from '@medplum/fhirtypes';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { definitions } from '../../src/fhir/definitions.js';
 import { medplumIssues } from '../../src/fhir/validation/medplum.js';
+import { syntheticNin } from '../../src/no/identifiers.js';
 import { structureCheck } from '../../src/fhir/validation/structure.js';
 import { walk } from '../../src/fhir/validation/walk.js';
 import { mutate, random } from '../support/mutations.js';
@@ -24,7 +25,7 @@ function judgedClean(resource: Json, skipContained = false): boolean {
   return !broken.length && check.clean;
 }
 
-const nin = { system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: '13097248022' };
+const nin = { system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: syntheticNin('1948-09-13') };
 
 /** What Samplan's clients write: plan parts with extensions, choice values, references and a transaction. */
 const clinical: Json[] = [

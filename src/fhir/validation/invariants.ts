@@ -2,7 +2,9 @@
  * FHIRPath invariants that Medplum's validator leaves out. It evaluates the invariants stated on
  * elements and on the root resource, but not those stated on a data type itself (per-1 "Period
  * start SHALL be before end", qty-3, ref-1, att-1, ...) nor the resource-level ones of contained
- * and other nested resources. Expressions are parsed once per type.
+ * and other nested resources. Expressions are parsed once per type. Also how invariants are
+ * compiled and evaluated for the structure check (structure.ts), which evaluates the ones Medplum
+ * does, and the shortcuts that spare FHIRPath for the commonest.
  */
 import { type Constraint, evalFhirPathTyped, parseFhirPath, toTypedValue, tryGetDataType, UCUM, type TypedValue } from '@medplum/core';
 import { validationIssue, type Issues } from './issues.js';

@@ -27,7 +27,6 @@ export interface PropertyInfo {
 /** An element an instance of the type must have (min > 0), by every JSON key it may take. */
 export interface RequiredElement {
   readonly keys: readonly string[];
-  readonly min: number;
 }
 
 export interface TypeIndex {
@@ -72,7 +71,7 @@ function buildTypeIndex(type: string): TypeIndex | null {
     const name = choice ? key.slice(0, -3) : key;
     const constraintKeys = new Set((element.constraints ?? []).map((c) => c.key));
     const keys = element.type.map((t) => (choice ? name + capitalize(t.code) : name));
-    if (element.min > 0) required.push({ keys, min: element.min });
+    if (element.min > 0) required.push({ keys });
     for (const t of element.type) {
       const info: PropertyInfo = {
         name,

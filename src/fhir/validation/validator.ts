@@ -1,9 +1,10 @@
 /**
  * Resource validation for writes and `$validate`: Medplum's structural validator plus Samplan's
  * checks (required bindings, extensions, narrative, markup in text, ids, contained resources,
- * the invariants Medplum skips), all but Medplum's in one walk over the instance, which also
- * tells whether Medplum would find anything (structure.ts: if not, it is not run), against the base R4 type and any registered profiles the caller
+ * the invariants Medplum skips), against the base R4 type and any registered profiles the caller
  * or the resource names (what a profile adds to the base is checked by profile-constraints.ts).
+ * Samplan's checks run in one walk over the instance, which also tells whether Medplum would find
+ * anything (structure.ts); only then is Medplum's validator run.
  * The first call loads the R4 definitions and terminology (a second or so).
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
