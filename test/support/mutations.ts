@@ -16,7 +16,7 @@ export function random(seed: number): () => number {
   };
 }
 
-/** Every object inside `value` (with itself), with the keys it holds. */
+/** Every object inside `value`, itself included. */
 function objectsIn(value: unknown, out: Json[] = []): Json[] {
   if (Array.isArray(value)) for (const v of value) objectsIn(v, out);
   else if (value && typeof value === 'object') {

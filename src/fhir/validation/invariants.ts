@@ -100,6 +100,23 @@ export class InvariantScope {
   }
 }
 
+/**
+ * What `invariant` makes of `context`: true or false where the expression gives exactly that
+ * (the shortcut answering first where it can), undefined for anything else — empty, several
+ * values, no expression, or one the engine cannot evaluate.
+ */
+export function verdict(invariant: Invariant, context: TypedValue, variables: Record<string, TypedValue>): boolean | undefined {
+  if (invariant.holdsFor?.(context.value)) return true;
+  if (!invariant.atom) return undefined;
+  try {
+    const result = evalFhirPathTyped(invariant.atom, [context], variables);
+    const value = result.length === 1 ? result[0]?.value : undefined;
+    return typeof value === 'boolean' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function invariantsVisitor(issues: Issues): Visitor {
   const scope = new InvariantScope();
   const check = (node: Node, skip: ReadonlySet<string>): void => {
@@ -108,16 +125,10 @@ export function invariantsVisitor(issues: Issues): Visitor {
     const context: TypedValue = { type: node.type, value: node.value };
     const variables = scope.variables(context, node.resource);
     for (const invariant of invariants) {
-      if (skip.has(invariant.key) || !invariant.atom || invariant.holdsFor?.(node.value)) continue;
-      let result: TypedValue[];
-      try {
-        result = evalFhirPathTyped(invariant.atom, [context], variables);
-      } catch {
-        continue; // an expression the engine cannot evaluate does not reject data
-      }
       // Only an explicit false fails: for absent values Medplum's engine yields empty where the
-      // HL7 Java engine yields a boolean (ref-1 on a display-only Reference passes there).
-      if (result.length === 1 && result[0]?.value === false) {
+      // HL7 Java engine yields a boolean (ref-1 on a display-only Reference passes there); an
+      // expression the engine cannot evaluate does not reject data.
+      if (!skip.has(invariant.key) && verdict(invariant, context, variables) === false) {
         issues.push(validationIssue('error', 'invariant', `Constraint failed: ${invariant.key} at ${node.path}: ${invariant.human}`, node.path));
       }
     }

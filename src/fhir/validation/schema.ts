@@ -24,18 +24,19 @@ export interface PropertyInfo {
   readonly element: InternalSchemaElement;
 }
 
-/** An element an instance of the type must have (min > 0), by every JSON key it may take. */
-export interface RequiredElement {
-  readonly keys: readonly string[];
-}
-
 export interface TypeIndex {
   readonly type: string;
   /** ElementDefinition path of the type itself (`Questionnaire.item` for `QuestionnaireItem`). */
   readonly path: string;
   /** JSON key (without a leading `_`) → property. */
   readonly properties: ReadonlyMap<string, PropertyInfo>;
-  readonly required: readonly RequiredElement[];
+  /** The elements an instance must have (min > 0), each by every JSON key it may take. */
+  readonly required: ReadonlyArray<readonly string[]>;
+  /**
+   * Keys Medplum's validator also reads as a choice element's, splitting them at capitals: beside
+   * `amount[x]`, `amountType` is taken for one (and given with `amountQuantity`, draws a warning).
+   */
+  readonly choiceLike: ReadonlySet<string>;
 }
 
 const CODED_TYPES = new Set(['code', 'Coding', 'CodeableConcept', 'Quantity']);
@@ -62,7 +63,7 @@ function buildTypeIndex(type: string): TypeIndex | null {
   const schema = tryGetDataType(type);
   if (!schema) return null;
   const properties = new Map<string, PropertyInfo>();
-  const required: RequiredElement[] = [];
+  const required: string[][] = [];
   for (const [key, element] of Object.entries(schema.elements)) {
     const binding = element.binding;
     const valueSet =
@@ -71,7 +72,7 @@ function buildTypeIndex(type: string): TypeIndex | null {
     const name = choice ? key.slice(0, -3) : key;
     const constraintKeys = new Set((element.constraints ?? []).map((c) => c.key));
     const keys = element.type.map((t) => (choice ? name + capitalize(t.code) : name));
-    if (element.min > 0) required.push({ keys });
+    if (element.min > 0) required.push(keys);
     for (const t of element.type) {
       const info: PropertyInfo = {
         name,
@@ -86,7 +87,19 @@ function buildTypeIndex(type: string): TypeIndex | null {
       properties.set(choice ? name + capitalize(t.code) : name, info);
     }
   }
-  return { type, path: schema.path, properties, required };
+  return { type, path: schema.path, properties, required, choiceLike: choiceLikeKeys(Object.keys(schema.elements)) };
+}
+
+/** The non-choice element names that start with a choice element's name followed by a capital. */
+function choiceLikeKeys(elements: readonly string[]): ReadonlySet<string> {
+  const choices = new Set(elements.filter((k) => k.endsWith('[x]')).map((k) => k.slice(0, -3)));
+  const result = new Set<string>();
+  for (const key of elements) {
+    if (key.endsWith('[x]')) continue;
+    const parts = key.split(/(?=[A-Z])/);
+    for (let n = 1; n < parts.length; n++) if (choices.has(parts.slice(0, n).join(''))) result.add(key);
+  }
+  return result;
 }
 
 const ancestries = new Map<string, readonly string[]>();

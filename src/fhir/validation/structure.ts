@@ -14,9 +14,9 @@
  * So a wrong "nothing to find" would let invalid data through: `test/validation/structure.test.ts`
  * holds it against Medplum over a corpus and thousands of mutations of it.
  */
-import { evalFhirPathTyped, fhirTypeToJsType, HTTP_HL7_ORG, type InternalSchemaElement, type TypedValue, validationRegexes } from '@medplum/core';
+import { fhirTypeToJsType, HTTP_HL7_ORG, type InternalSchemaElement, type TypedValue, validationRegexes } from '@medplum/core';
 import { isAbsoluteReference } from './medplum.js';
-import { compileInvariants, type Invariant, InvariantScope, typeInvariants } from './invariants.js';
+import { compileInvariants, type Invariant, InvariantScope, typeInvariants, verdict } from './invariants.js';
 import { typeIndex, type PropertyInfo, type TypeIndex } from './schema.js';
 import { isAbsent, isObject, type Node, type ResourceNode, type Visitor } from './walk.js';
 
@@ -68,42 +68,11 @@ export function structureCheck(): StructureCheck {
     if (!invariants.length) return true;
     const context: TypedValue = { type: node.type, value: node.value };
     const variables = scope.variables(context, resource);
-    for (const invariant of invariants) {
-      if (invariant.holdsFor?.(node.value)) continue;
-      if (!invariant.atom) return false;
-      try {
-        const result = evalFhirPathTyped(invariant.atom, [context], variables);
-        if (result.length !== 1 || result[0]?.value !== true) return false;
-      } catch {
-        return false;
-      }
-    }
-    return true;
+    // As Medplum: anything but a single true fails.
+    return invariants.every((invariant) => verdict(invariant, context, variables) === true);
   }
 
   return check;
-}
-
-const shadowedKeys = new WeakMap<TypeIndex, ReadonlySet<string>>();
-
-/**
- * Keys that Medplum also reads as a choice element's, splitting them at capitals: beside
- * `amount[x]`, `amountType` is taken for one, and given with `amountQuantity` draws a warning.
- */
-function shadowed(index: TypeIndex): ReadonlySet<string> {
-  let result = shadowedKeys.get(index);
-  if (!result) {
-    const choices = new Set([...index.properties].filter(([key, p]) => p.name !== key).map(([, p]) => p.name));
-    const keys = new Set<string>();
-    for (const [key, p] of index.properties) {
-      if (p.name !== key) continue;
-      const parts = key.split(/(?=[A-Z])/);
-      for (let n = 1; n < parts.length; n++) if (choices.has(parts.slice(0, n).join(''))) keys.add(key);
-    }
-    result = keys;
-    shadowedKeys.set(index, result);
-  }
-  return result;
 }
 
 /**
@@ -112,13 +81,13 @@ function shadowed(index: TypeIndex): ReadonlySet<string> {
  */
 function cleanObject(obj: Record<string, unknown>, index: TypeIndex | undefined, isResource: boolean): boolean {
   if (!index) return false;
-  const ambiguous = shadowed(index);
   let choices: Set<string> | undefined;
   for (const key in obj) {
     if (isResource && key === 'resourceType') continue;
     const property = index.properties.get(key);
-    // `_field` (a primitive's id and extensions) is left to Medplum, as is everything unknown.
-    if (!property || key.charCodeAt(0) === 95 || ambiguous.has(key)) return false;
+    // `_field` (a primitive's id and extensions) is left to Medplum, as is everything unknown and
+    // a key Medplum could also take for a choice element's.
+    if (!property || key.charCodeAt(0) === 95 || index.choiceLike.has(key)) return false;
     const { element } = property;
     if (element.fixed !== undefined || element.pattern !== undefined || element.slicing) return false;
     const value = obj[key];
@@ -135,8 +104,8 @@ function cleanObject(obj: Record<string, unknown>, index: TypeIndex | undefined,
       choices.add(property.name);
     }
   }
-  for (const required of index.required) {
-    if (!required.keys.some((k) => obj[k] !== undefined)) return false;
+  for (const keys of index.required) {
+    if (!keys.some((k) => obj[k] !== undefined)) return false;
   }
   return true;
 }
