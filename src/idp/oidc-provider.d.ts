@@ -133,3 +133,15 @@ declare module 'oidc-provider' {
 
   export default Provider;
 }
+
+/**
+ * The AsyncLocalStorage oidc-provider runs each of its requests in (it has no `exports` map, so
+ * the module is reachable). Once run, an AsyncLocalStorage keeps Node's promise hooks on for the
+ * whole process until it is disabled.
+ */
+declare module 'oidc-provider/lib/helpers/als.js' {
+  import type { AsyncLocalStorage } from 'node:async_hooks';
+
+  const als: AsyncLocalStorage<unknown>;
+  export default als;
+}

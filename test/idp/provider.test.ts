@@ -5,6 +5,7 @@
  * binding, PKCE enforcement, and tokens from `issueAccessToken`. Token claims are checked exactly,
  * against values written out from the demo population, and signatures against the JWKS.
  */
+import { executionAsyncId } from 'node:async_hooks';
 import { readFileSync, statSync } from 'node:fs';
 import {
   calculateJwkThumbprint,
@@ -336,6 +337,17 @@ describe('client_credentials and client authentication', () => {
       [HELSEID.clientName]: 'EPJ-testklient',
     });
     expect(personal(payload)).toEqual(server.idp.machineClaims('ehr-test-client'));
+  });
+
+  it('leaves no promise hooks on after its requests, and serves requests that overlap', async () => {
+    // With promise hooks on (an AsyncLocalStorage in use), a promise continuation has an async id.
+    const continuationId = () => new Promise((resolve) => setImmediate(resolve)).then(() => executionAsyncId());
+    expect(await continuationId()).toBe(0);
+    const results = await Promise.all(
+      Array.from({ length: 12 }, () => requestToken({ issuer: server.issuer, clientKey: ehrKey, scope: 'nhn:samplan/status' })),
+    );
+    for (const result of results) expect((await verify(result.accessToken)).scope).toBe('nhn:samplan/status');
+    expect(await continuationId()).toBe(0);
   });
 
   it('gives machine tokens the status scope only', async () => {
