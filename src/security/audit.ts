@@ -10,7 +10,6 @@ import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@med
 import type { RequestContext } from '../fhir/types.js';
 import { OID } from '../no/identifiers.js';
 import { CODE_SYSTEM } from '../no/codes.js';
-import { BoundedMap } from '../bounded-map.js';
 import { Batcher } from '../store/batch.js';
 import type { Database, Transaction } from '../store/db.js';
 import { isEmergency, type Principal } from './principal.js';
@@ -134,19 +133,17 @@ const SOURCE = JSON.stringify({
 const NO_PRINCIPAL = JSON.stringify([{ who: { display: 'Samplan' }, requestor: true }] satisfies AuditEventAgent[]);
 
 /**
- * The agents' JSON by the principal's: the same person at the same place asks again and again.
- * The patient a clinician's request is about is not in the agents, so not in the key either: one
- * entry serves all of a clinician's patients.
+ * The agents' JSON by principal: the authenticator hands out the same principal object while a
+ * client sends the same token and headers, so it is made once per principal.
  */
-const agentsByPrincipal = new BoundedMap<string, string>(1000);
+const agentsByPrincipal = new WeakMap<Principal, string>();
 
 function agentsJson(p: Principal | undefined): string {
   if (!p) return NO_PRINCIPAL;
-  const key = JSON.stringify(p.kind === 'personnel' ? { ...p, patientNin: undefined } : p);
-  let json = agentsByPrincipal.get(key);
+  let json = agentsByPrincipal.get(p);
   if (json === undefined) {
     json = JSON.stringify(agents(p));
-    agentsByPrincipal.set(key, json);
+    agentsByPrincipal.set(p, json);
   }
   return json;
 }

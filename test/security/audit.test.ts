@@ -13,7 +13,7 @@ import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
 import { type AuditRecord, AuditWriter, auditEvent, timeOrderedUuid } from '../../src/security/audit.js';
 import type { Personnel } from '../../src/security/principal.js';
 import { startTestServer, type TestServer } from '../support/app.js';
-import { asClinician, citizenToken, seedPatient } from '../support/security.js';
+import { asClinician, citizenToken, clinicianToken, nhnHeaders, seedPatient } from '../support/security.js';
 
 let t: TestServer;
 let anne = '';
@@ -55,6 +55,27 @@ describe('what is recorded', () => {
     expect(e.purposeOfEvent?.[0]?.coding?.[0]?.code).toBe('UNNTAK');
     expect(e.entity?.map((x) => x.what?.reference)).toEqual([`Patient/${bjorn}`, `CarePlan/${plan.id}/_history/1`]);
     expect(hasErrors(validateResource(e))).toBe(false);
+  });
+
+  it('takes each request’s headers as sent, when one token makes request after request', async () => {
+    const token = await clinicianToken(t, 'lungelege');
+    const as = (headers: Record<string, string>) => t.request('GET', 'CarePlan', { headers: { authorization: `Bearer ${token}`, ...headers } });
+    const requestor = (e: AuditEvent) => e.agent?.find((a) => a.requestor);
+
+    expect((await as(nhnHeaders({ nin: citizenByKey('anne').pid }))).status).toBe(200);
+    expect((await last(anne)).purposeOfEvent?.[0]?.coding?.[0]?.code).toBe('SAMTYKKE');
+    expect((await as(nhnHeaders({ nin: citizenByKey('bjorn').pid, basis: 'AKUTT', reason: 'Innlagt med pustebesvær', role: 'SP' }))).status).toBe(200);
+    const emergency = await last(bjorn);
+    expect(emergency.purposeOfEvent?.[0]).toMatchObject({ coding: [{ code: 'AKUTT' }], text: 'Innlagt med pustebesvær' });
+    expect(requestor(emergency)?.role?.[0]?.coding?.[0]?.code).toBe('SP');
+    // The same headers as a request before: still refused when they say something else now.
+    expect((await as(nhnHeaders({ nin: citizenByKey('bjorn').pid, basis: 'AKUTT' }))).status).toBe(400);
+    expect((await as({ ...nhnHeaders({ nin: citizenByKey('anne').pid }), 'nhn-user-role': 'LE' })).status).toBe(400);
+    expect((await as(nhnHeaders({ nin: citizenByKey('anne').pid, basis: 'UNNTAK' }))).status).toBe(200);
+    const again = await last(anne);
+    expect(again.purposeOfEvent?.[0]?.coding?.[0]?.code).toBe('UNNTAK');
+    expect(requestor(again)?.role?.[0]?.coding?.[0]?.code).toBe('LE');
+    expect(again.entity?.[0]?.what?.reference).toBe(`Patient/${anne}`);
   });
 
   it('records searches with parameter names but never their values', async () => {
