@@ -35,7 +35,10 @@ export interface WriteCheck {
 }
 
 export interface Access {
-  /** SQL condition on the `resources` row with this alias that makes it visible; undefined: no restriction. */
+  /**
+   * SQL condition on the `resources` row with this alias that makes it visible; undefined: no
+   * restriction. The same alias gives the same condition for as long as the Access lives.
+   */
   readFilter(alias: string): RawBuilder<unknown> | undefined;
   /** For callers who see the published version of a resource rather than the latest: its content and number. */
   served?(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown>; lastUpdated: RawBuilder<unknown> };
@@ -52,8 +55,18 @@ export const SYSTEM_ACCESS: Access = {
   checkWrite: () => undefined,
 };
 
-/** The caller's read rule in the form the data layer takes. */
+const rules = new WeakMap<Access, ReadRule>();
+
+/**
+ * The caller's read rule in the form the data layer takes: one object per Access, so the data
+ * layer can keep what it compiles for a rule (ResourceStore.read) as long as the rule lives.
+ */
 export function visibility(access: Access): ReadRule {
-  const served = access.served?.bind(access);
-  return { filter: (alias) => access.readFilter(alias), ...(served ? { served } : {}) };
+  let rule = rules.get(access);
+  if (!rule) {
+    const served = access.served?.bind(access);
+    rule = { filter: (alias) => access.readFilter(alias), ...(served ? { served } : {}) };
+    rules.set(access, rule);
+  }
+  return rule;
 }

@@ -12,7 +12,7 @@ import type { DpopVerifier } from './dpop.js';
 import * as headers from './headers.js';
 import { PrincipalAccess } from './policy.js';
 import { type Citizen, type Machine, type Personnel, type Principal, patientNinOf } from './principal.js';
-import type { PrivacyLookup } from './privacy.js';
+import type { PatientPrivacy, PrivacyLookup } from './privacy.js';
 import { challenge, type Claims, type TokenVerifier, type VerifiedToken } from './tokens.js';
 
 export interface AuthRequest {
@@ -64,6 +64,7 @@ export class Authenticator {
    * Principals are not changed after they are made; only successes are kept.
    */
   private readonly principals = new WeakMap<VerifiedToken, BoundedMap<string, Principal>>();
+  private readonly accesses = new WeakMap<Principal, { privacy: PatientPrivacy | undefined; access: PrincipalAccess }>();
 
   private unauthorized(code: ErrorCode, message: string, error?: string): never {
     const err = errors.unauthorized(code, message, challenge(error, error ? message : undefined, this.options.allowBearer));
@@ -100,10 +101,20 @@ export class Authenticator {
     const principal = this.cachedPrincipal(verified, req.header);
     const nin = patientNinOf(principal);
     const privacy = nin ? await this.privacy(nin) : undefined;
-    return {
-      principal,
-      access: new PrincipalAccess(principal, privacy, { scopes: this.options.scopes, allowedRoles: this.options.allowedRoles }),
-    };
+    return { principal, access: this.accessFor(principal, privacy) };
+  }
+
+  /**
+   * The principal's compiled access, made again whenever the patient's privacy settings are a
+   * different object (the privacy cache hands out a new one after every change and expiry), so it
+   * is never older than they are. PrincipalAccess depends on nothing else, and holds its SQL.
+   */
+  private accessFor(principal: Principal, privacy: PatientPrivacy | undefined): PrincipalAccess {
+    const kept = this.accesses.get(principal);
+    if (kept && kept.privacy === privacy) return kept.access;
+    const access = new PrincipalAccess(principal, privacy, { scopes: this.options.scopes, allowedRoles: this.options.allowedRoles });
+    this.accesses.set(principal, { privacy, access });
+    return access;
   }
 
   private cachedPrincipal(verified: VerifiedToken, get: headers.HeaderGetter): Principal {

@@ -206,8 +206,16 @@ export class PrincipalAccess implements Access {
     if (interaction === 'history') throw errors.forbidden(ErrorCode.NoAccess, 'Version history is for health personnel; the patient sees the published plan');
   }
 
+  /** The rule's SQL by alias: Kysely's builders are immutable, and one Access serves request after request (authenticate.ts). */
+  private readonly filters = new Map<string, RawBuilder<unknown>>();
+
   readFilter(alias: string): RawBuilder<unknown> {
-    return sql`(${this.contentReadFilter(alias)} OR ${this.subscriptions.readFilter(alias)})`;
+    let filter = this.filters.get(alias);
+    if (!filter) {
+      filter = sql`(${this.contentReadFilter(alias)} OR ${this.subscriptions.readFilter(alias)})`;
+      this.filters.set(alias, filter);
+    }
+    return filter;
   }
 
   /** Rows of the patient's compartment and public rows this caller may see. */

@@ -48,8 +48,11 @@ afterAll(async () => {
   await t?.close();
 });
 
+let gpToken: string | undefined;
+
+/** The GP's search for Anne's plans, with the same token and headers every time (as an EHR sends them). */
 async function readPlans(app: App): Promise<number> {
-  const token = await clinicianToken(t, 'fastlege');
+  const token = (gpToken ??= await clinicianToken(t, 'fastlege'));
   const res = await app.server.inject({
     method: 'GET',
     url: `/fhir/CarePlan?subject=Patient/${patientId}`,
