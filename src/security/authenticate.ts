@@ -45,8 +45,12 @@ const text = (v: unknown): string | undefined => (typeof v === 'string' && v !==
 
 /** The request headers a principal is made from (besides the token's claims). */
 const PRINCIPAL_HEADERS = ['nhn-user-role', 'nhn-source-system', 'nhn-access-basis', 'nhn-access-reason', 'nhn-patient-nin'] as const;
-/** Principals kept per verified token: one for each patient (and role, basis …) its holder asks about lately. */
-const PRINCIPALS_PER_TOKEN = 64;
+/**
+ * Principals kept: one per token and patient (and role, basis …) asked about lately. A hospital's
+ * EHR may use one token for hundreds of patients; each entry, with its access rule's SQL, is a
+ * few KB.
+ */
+const MAX_PRINCIPALS = 2048;
 
 export class Authenticator {
   constructor(
@@ -58,12 +62,15 @@ export class Authenticator {
   ) {}
 
   /**
-   * Principals made from a verified token (the verifier's cached object, so this goes when the
-   * token does) and the headers they were made from. A client sends the same token and headers
+   * Principals by the verified token (the verifier's cached object: a token verified again is a
+   * new one) and the headers they were made from. A client sends the same token and headers
    * request after request; checking and decoding them again was about 4 % of a read's CPU.
    * Principals are not changed after they are made; only successes are kept.
    */
-  private readonly principals = new WeakMap<VerifiedToken, BoundedMap<string, Principal>>();
+  private readonly principals = new BoundedMap<string, Principal>(MAX_PRINCIPALS);
+  /** A number for each verified token, for the principals' keys (a token verified again gets a new one). */
+  private readonly tokenNumbers = new WeakMap<VerifiedToken, number>();
+  private tokensSeen = 0;
   private readonly accesses = new WeakMap<Principal, { privacy: PatientPrivacy | undefined; access: PrincipalAccess }>();
 
   private unauthorized(code: ErrorCode, message: string, error?: string): never {
@@ -118,14 +125,15 @@ export class Authenticator {
   }
 
   private cachedPrincipal(verified: VerifiedToken, get: headers.HeaderGetter): Principal {
+    let token = this.tokenNumbers.get(verified);
+    if (token === undefined) this.tokenNumbers.set(verified, (token = ++this.tokensSeen));
     // A header cannot hold a line break or NUL, so the key is unambiguous.
-    const key = PRINCIPAL_HEADERS.map((name) => get(name) ?? '\u0000').join('\n');
-    let byHeaders = this.principals.get(verified);
-    let principal = byHeaders?.get(key);
-    if (principal) return principal;
-    principal = this.principal(verified, get);
-    if (!byHeaders) this.principals.set(verified, (byHeaders = new BoundedMap(PRINCIPALS_PER_TOKEN)));
-    byHeaders.set(key, principal);
+    const key = `${token}\n${PRINCIPAL_HEADERS.map((name) => get(name) ?? '\u0000').join('\n')}`;
+    let principal = this.principals.get(key);
+    if (!principal) {
+      principal = this.principal(verified, get);
+      this.principals.set(key, principal);
+    }
     return principal;
   }
 
