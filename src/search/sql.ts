@@ -12,6 +12,7 @@ import type { CompositePart, Cursor, Filter, ParamFilter, Prefix, SearchQuery, S
 import { type ReadRule, servedColumns } from '../store/resources.js';
 import type { StoredText } from '../store/db.js';
 import type { ParamDef } from './registry.js';
+import { derive, shaped } from './shapes.js';
 import { escapeLike, type DateRange, type NumberValue } from './values.js';
 
 export type { CompiledQuery };
@@ -36,7 +37,7 @@ function prefixUpperBound(prefix: string): string {
 
 /** `column` starts with `prefix`, as a range so a B-tree serves it even in a generic plan. */
 function startsWith(column: Fragment, prefix: string): Fragment {
-  return sql`(${column} >= ${prefix} AND ${column} < ${prefixUpperBound(prefix)})`;
+  return sql`(${column} >= ${prefix} AND ${column} < ${derive(prefixUpperBound, prefix)})`;
 }
 
 function tokenCondition(x: string, v: TokenValue): Fragment {
@@ -46,6 +47,15 @@ function tokenCondition(x: string, v: TokenValue): Fragment {
   else if (v.system !== undefined) parts.push(sql`${column(x, 'system')} = ${v.system}`);
   return and(parts);
 }
+
+// What `derive` is given is defined here, not inline: a kept statement keeps these functions,
+// and an inline one would keep its whole building scope (the caller's rule among it) alive.
+
+/** Approximately (`ap`): within 10 % of the distance between the value and now, at least a day. */
+const approximateGap = (lo: string): number => Math.max(Math.abs(Date.now() - Date.parse(lo)) * 0.1, 86_400_000);
+const approximatelyFrom = (lo: string): string => new Date(Date.parse(lo) - approximateGap(lo)).toISOString();
+const approximatelyTo = (lo: string, hi: string): string => new Date(Date.parse(hi) + approximateGap(lo)).toISOString();
+const plusOne = (n: number): number => n + 1;
 
 /** Range comparison for dates: stored [lo, hi) against the search value's range. */
 function dateCondition(lo: Fragment, hi: Fragment, prefix: Prefix, s: DateRange): Fragment {
@@ -68,13 +78,8 @@ function dateCondition(lo: Fragment, hi: Fragment, prefix: Prefix, s: DateRange)
       return sql`${lo} >= ${sHi}`;
     case 'eb':
       return sql`${hi} <= ${sLo}`;
-    case 'ap': {
-      // Approximately: within 10 % of the distance between the value and now, at least a day.
-      const gap = Math.max(Math.abs(Date.now() - Date.parse(s.lo)) * 0.1, 86_400_000);
-      const from = new Date(Date.parse(s.lo) - gap).toISOString();
-      const to = new Date(Date.parse(s.hi) + gap).toISOString();
-      return sql`(${lo} < ${to}::timestamptz AND ${hi} > ${from}::timestamptz)`;
-    }
+    case 'ap':
+      return sql`(${lo} < ${derive(approximatelyTo, s.lo, s.hi)}::timestamptz AND ${hi} > ${derive(approximatelyFrom, s.lo)}::timestamptz)`;
   }
 }
 
@@ -123,7 +128,7 @@ function valueCondition(f: ParamFilter, value: Value, x: string): Fragment {
       return startsWith(column(x, 'display'), value.text);
     case 'string':
       if (f.modifier === 'exact') return sql`${column(x, 'exact')} = ${value.text}`;
-      if (f.modifier === 'contains') return sql`${column(x, 'norm')} LIKE ${`%${escapeLike(value.text)}%`}`;
+      if (f.modifier === 'contains') return sql`${column(x, 'norm')} LIKE ${derive(containsPattern, value.text)}`;
       return startsWith(column(x, 'norm'), value.text);
     case 'date':
       return dateCondition(column(x, 'lo'), column(x, 'hi'), value.prefix, value.range);
@@ -150,7 +155,7 @@ function valueCondition(f: ParamFilter, value: Value, x: string): Fragment {
     }
     case 'uri':
       if (f.modifier === 'below') return startsWith(column(x, 'value'), value.uri);
-      if (f.modifier === 'above') return sql`${column(x, 'value')} = ANY(${uriAncestors(value.uri)}::text[])`;
+      if (f.modifier === 'above') return sql`${column(x, 'value')} = ANY(${derive(uriAncestors, value.uri)}::text[])`;
       return sql`${column(x, 'value')} = ${value.uri}`;
     case 'composite': {
       const parts = [...compositePart(x, 'c1', 's1', value.first), ...(value.second ? compositePart(x, 'c2', 's2', value.second) : [])];
@@ -172,6 +177,8 @@ function compositePart(x: string, code: string, system: string, part: CompositeP
     ...(part.system === null ? [sql`${column(x, system)} IS NULL`] : part.system !== undefined ? [sql`${column(x, system)} = ${part.system}`] : []),
   ];
 }
+
+const containsPattern = (text: string): string => `%${escapeLike(text)}%`;
 
 /** "http://a/b/c" → ["http://a/b/c", "http://a/b", "http://a"]: the URIs `uri` is below. */
 function uriAncestors(uri: string): string[] {
@@ -308,8 +315,16 @@ export interface PageRow {
  * The query for one page: `count + 1` rows after (or before) the cursor, so the caller can tell
  * whether another page follows. With `included` (the resources the page's rids include), those
  * rows follow in the same statement; the page's own rows are numbered in order in `n`, from 1.
+ * Built once per shape of query and caller's rule (shapes.ts); `included` must follow from the
+ * query's types and includes.
  */
 export function pageQuery(query: SearchQuery, visible?: ReadRule, included?: (pageRids: Fragment) => Fragment): CompiledQuery {
+  checkCursor(query);
+  return shaped(query, visible, (shape) => buildPageQuery(shape, visible, included));
+}
+
+/** The page's statement built from `query` itself, as pageQuery builds it from a shape (exported for the test that compares them). */
+export function buildPageQuery(query: SearchQuery, visible: ReadRule | undefined, included: ((pageRids: Fragment) => Fragment) | undefined): CompiledQuery {
   const keys = query.sort;
   const keyColumns = keys.map((k, i) => sql`${sortKeyExpression(k, 'r')}::text AS ${sql.id(`k${i}`)}`);
   const inner = sql`SELECT r.rid, r.type, r.id, ${servedColumns(visible, 'r')}${keyColumns.length ? sql`, ${sql.join(keyColumns)}` : sql``}
@@ -325,7 +340,7 @@ export function pageQuery(query: SearchQuery, visible?: ReadRule, included?: (pa
     backwards ? sql`q.rid DESC` : sql`q.rid ASC`,
   ];
   const keyset = cursor ? keysetCondition(keys, cursor) : TRUE;
-  const page = sql`SELECT q.* FROM (${inner}) AS q WHERE ${keyset} ORDER BY ${sql.join(orderBy)} LIMIT ${query.count + 1}`;
+  const page = sql`SELECT q.* FROM (${inner}) AS q WHERE ${keyset} ORDER BY ${sql.join(orderBy)} LIMIT ${derive(plusOne, query.count)}`;
   if (!included) return compile(page);
   const noKeys = keys.map((_, i) => sql`, NULL::text AS ${sql.id(`k${i}`)}`);
   return compile(sql`WITH page AS MATERIALIZED (SELECT p.*, row_number() OVER () AS n FROM (${page}) AS p)
@@ -349,6 +364,14 @@ function castable(value: string, cast: string): boolean {
   return date.getUTCMonth() === month - 1 && date.getUTCDate() === day && hour < 24 && minute < 60 && second < 60 && Number(m[7] ?? 0) <= 15;
 }
 
+/** Refuses a cursor whose sort keys do not cast to their SQL types. */
+function checkCursor(query: SearchQuery): void {
+  query.cursor?.keys.forEach((value, i) => {
+    const key = query.sort[i];
+    if (key && value !== null && !castable(String(value), sortKeyCast(key))) throw errors.invalidSearch('The paging cursor is not valid; start the search again');
+  });
+}
+
 /** Rows strictly after (next) or before (prev) the cursor row in the sort order, NULLs last. */
 function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
   const forward = cursor.direction === 'next';
@@ -356,7 +379,6 @@ function keysetCondition(keys: SortKey[], cursor: Cursor): Fragment {
   const equalSoFar: Fragment[] = [];
   keys.forEach((k, i) => {
     const value = cursor.keys[i] ?? null;
-    if (value !== null && !castable(String(value), sortKeyCast(k))) throw errors.invalidSearch('The paging cursor is not valid; start the search again');
     const cast = sql.raw(sortKeyCast(k));
     const key = sql`${column('q', `k${i}`)}::${cast}`;
     const param = sql`${value}::${cast}`;

@@ -13,6 +13,7 @@
  *   entries expire after `ttlMs` in any case.
  */
 import type { Resource } from '@medplum/fhirtypes';
+import { isDeepStrictEqual } from 'node:util';
 import { BoundedMap } from '../bounded-map.js';
 import type { WriteHook } from '../fhir/writer.js';
 import type { Database, Queryable, Transaction } from '../store/db.js';
@@ -56,7 +57,10 @@ export class PrivacyCache {
     const hit = this.entries.get(nin);
     if (hit && hit.until > Date.now()) return hit.privacy;
     const generation = this.generation;
-    const privacy = await lookupPatient(this.db, nin);
+    const loaded = await lookupPatient(this.db, nin);
+    // Unchanged settings stay the same object: what is compiled for them (the caller's access
+    // and its statements, authenticate.ts) lives on past the expiry.
+    const privacy = hit && isDeepStrictEqual(hit.privacy, loaded) ? hit.privacy : loaded;
     if (generation === this.generation) {
       this.entries.set(nin, { privacy, until: Date.now() + this.ttlMs });
     }

@@ -7,7 +7,7 @@
 import { sql } from 'kysely';
 import type { IndexRows } from '../search/extract.js';
 import type { Queryable, QueryOptions, StoredText, Transaction } from './db.js';
-import { column, compile, type Fragment } from './sql.js';
+import { column, compile, type Fragment, kept } from './sql.js';
 
 /**
  * The caller's rule for reads, in SQL on the `resources` row with the given alias: which rows are
@@ -265,8 +265,8 @@ function readStatement(rule: ReadRule): ReadStatement | undefined {
   const filter = rule.filter('r');
   let statement: ReadStatement | undefined;
   if (filter) {
-    const c = compile(sql`SELECT r.rid, r.type, r.id, r.deleted, r.compartments, ${servedColumns(rule, 'r', true)}
-      FROM resources AS r WHERE r.type = ${TYPE_SLOT} AND r.id = ${ID_SLOT} AND ${filter}`);
+    const c = kept(compile(sql`SELECT r.rid, r.type, r.id, r.deleted, r.compartments, ${servedColumns(rule, 'r', true)}
+      FROM resources AS r WHERE r.type = ${TYPE_SLOT} AND r.id = ${ID_SLOT} AND ${filter}`));
     statement = { sql: c.sql, parameters: c.parameters, type: c.parameters.indexOf(TYPE_SLOT), id: c.parameters.indexOf(ID_SLOT) };
   }
   readStatements.set(rule, statement);

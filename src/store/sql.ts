@@ -43,3 +43,12 @@ export function compile(fragment: Fragment): CompiledQuery {
   const c = fragment.compile(compiler);
   return { sql: c.sql, parameters: c.parameters };
 }
+
+/**
+ * A compiled statement to keep and use again: Kysely's text is a chain of thousands of small
+ * concatenations (about 10 KB of heap for a 1.5 KB plan Bundle statement, walked again whenever
+ * it is used), so the kept text is copied into one flat string.
+ */
+export function kept(c: CompiledQuery): CompiledQuery {
+  return { sql: Buffer.from(c.sql).toString(), parameters: c.parameters };
+}
