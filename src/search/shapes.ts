@@ -4,11 +4,11 @@
  * plan Bundle's statement with Kysely and compiling it was about a tenth of the request's CPU, so
  * it is built once per shape and caller's rule, and later searches of that shape only bind values.
  *
- * `splitQuery` takes a query apart into its shape — the query with each value replaced by a Slot —
- * and the values. sql.ts builds the statement from the shape exactly as from a query: a Slot goes
- * into the statement as a bound parameter, and a parameter computed from values (a prefix's upper
- * bound, a LIKE pattern, `count + 1`) is made with `derive`, which defers the computation to
- * binding time. `bind` puts the request's values into the compiled parameters.
+ * `splitQuery` takes a query apart into its shape — the query with each value replaced by a Slot
+ * (store/sql.ts) — and the values. sql.ts builds the statement from the shape exactly as from a
+ * query: a Slot goes into the statement as a bound parameter, and a parameter computed from values
+ * (a prefix's upper bound, a LIKE pattern, `count + 1`) is made with `derive`, which defers the
+ * computation to binding time. `bind` puts the request's values into the compiled parameters.
  *
  * What the builder branches on stays in the shape: types, parameters, modifiers, prefixes, sort
  * keys, includes, whether a value is absent, null or empty (the builder tests `value.system`,
@@ -16,35 +16,9 @@
  */
 import { BoundedMap } from '../bounded-map.js';
 import type { ReadRule } from '../store/resources.js';
-import { type CompiledQuery, kept } from '../store/sql.js';
+import { bind, type CompiledQuery, kept, Slot } from '../store/sql.js';
 import type { CompositePart, Cursor, Filter, SearchQuery, TokenValue, Value } from './query.js';
 import type { DateRange, NumberValue } from './values.js';
-
-/** The place of a value in the shape (and in a compiled statement's parameters). */
-class Slot {
-  constructor(readonly index: number) {}
-
-  toJSON(): string {
-    return '$';
-  }
-}
-
-/** A parameter computed from values at binding time. */
-class Derived {
-  constructor(
-    readonly inputs: readonly unknown[],
-    readonly compute: (...values: never[]) => unknown,
-  ) {}
-}
-
-/**
- * `compute(...inputs)`, or, when an input is a Slot (the statement is being built from a shape), a
- * stand-in that `bind` computes from the request's values. Typed as the result, since the
- * builder passes it on to Kysely as a value.
- */
-export function derive<A extends unknown[], T>(compute: (...inputs: A) => T, ...inputs: A): T {
-  return inputs.some((x) => x instanceof Slot) ? (new Derived(inputs, compute as (...values: never[]) => unknown) as T) : compute(...inputs);
-}
 
 interface Split {
   key: string;
@@ -122,16 +96,6 @@ export function splitQuery(query: SearchQuery): Split {
   // A parameter is known by its index key (unique, registry.ts); a Slot is "$".
   const key = JSON.stringify(shape, (name, v: unknown) => (name === 'param' ? (v as { sp: number }).sp : v));
   return { key, shape, values };
-}
-
-/** The compiled parameters with the request's values in the slots and the derived ones computed. */
-function bind(parameters: readonly unknown[], values: readonly unknown[]): unknown[] {
-  const resolve = (p: unknown): unknown => {
-    if (p instanceof Slot) return values[p.index];
-    if (p instanceof Derived) return p.compute(...(p.inputs.map(resolve) as never[]));
-    return p;
-  };
-  return parameters.map(resolve);
 }
 
 /** Statements kept: one per shape and caller's rule (the rule's own values are in its SQL). */

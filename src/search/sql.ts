@@ -6,13 +6,13 @@
  */
 import { sql } from 'kysely';
 import { errors } from '../fhir/outcomes.js';
-import { column, type CompiledQuery, compile, type Fragment } from '../store/sql.js';
+import { column, type CompiledQuery, compile, derive, type Fragment } from '../store/sql.js';
 import { identifierSp } from './extract.js';
 import type { CompositePart, Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
 import { type ReadRule, servedColumns } from '../store/resources.js';
 import type { StoredText } from '../store/db.js';
 import type { ParamDef } from './registry.js';
-import { derive, shaped } from './shapes.js';
+import { shaped } from './shapes.js';
 import { escapeLike, type DateRange, type NumberValue } from './values.js';
 
 export type { CompiledQuery };

@@ -52,3 +52,44 @@ export function compile(fragment: Fragment): CompiledQuery {
 export function kept(c: CompiledQuery): CompiledQuery {
   return { sql: Buffer.from(c.sql).toString(), parameters: c.parameters };
 }
+
+/**
+ * The place of a value in a statement compiled to be used again (a search's shape, search/shapes.ts;
+ * a read by id, resources.ts): Kysely takes it as a value, so it lands in the parameters, and
+ * `bind` puts each request's value there. In a shape's JSON key it is "$".
+ */
+export class Slot {
+  constructor(readonly index: number) {}
+
+  toJSON(): string {
+    return '$';
+  }
+}
+
+/** A parameter computed from values at binding time. */
+class Derived {
+  constructor(
+    readonly inputs: readonly unknown[],
+    readonly compute: (...values: never[]) => unknown,
+  ) {}
+}
+
+/**
+ * `compute(...inputs)`, or, when an input is a Slot (the statement is being built to be used
+ * again), a stand-in that `bind` computes from each request's values. Typed as the result, since
+ * the builder passes it on to Kysely as a value. `compute` should be a module's function: the
+ * kept statement keeps it, and an inline one its whole scope.
+ */
+export function derive<A extends unknown[], T>(compute: (...inputs: A) => T, ...inputs: A): T {
+  return inputs.some((x) => x instanceof Slot) ? (new Derived(inputs, compute as (...values: never[]) => unknown) as T) : compute(...inputs);
+}
+
+/** A kept statement's parameters with this request's values in the slots and the derived ones computed. */
+export function bind(parameters: readonly unknown[], values: readonly unknown[]): unknown[] {
+  const resolve = (p: unknown): unknown => {
+    if (p instanceof Slot) return values[p.index];
+    if (p instanceof Derived) return p.compute(...(p.inputs.map(resolve) as never[]));
+    return p;
+  };
+  return parameters.map(resolve);
+}
