@@ -22,3 +22,17 @@ export class BoundedMap<K, V> extends Map<K, V> {
     return this;
   }
 }
+
+/**
+ * A number for each object, given on first sight: for the key of a cache entry that belongs to an
+ * object (a verified token, a caller's read rule) without the cache keeping the object alive.
+ */
+export function numbering<T extends object>(): (object: T) => number {
+  const numbers = new WeakMap<T, number>();
+  let seen = 0;
+  return (object) => {
+    let n = numbers.get(object);
+    if (n === undefined) numbers.set(object, (n = ++seen));
+    return n;
+  };
+}

@@ -1,6 +1,6 @@
-/** The bounded map behind the in-memory caches (tokens, privacy settings, statements, audit agents, page tokens). */
+/** The bounded map behind the in-memory caches (tokens, principals, privacy settings, statements, page tokens), and the numbers their keys give objects. */
 import { describe, expect, it } from 'vitest';
-import { BoundedMap } from '../src/bounded-map.js';
+import { BoundedMap, numbering } from '../src/bounded-map.js';
 
 describe('BoundedMap', () => {
   it('holds at most its limit, forgetting the oldest and saying so', () => {
@@ -21,5 +21,17 @@ describe('BoundedMap', () => {
     expect([...map.keys()]).toEqual(['c', 'a', 'd']);
     expect(evicted).toEqual(['b']);
     expect(map.get('a')).toBe(10);
+  });
+});
+
+describe('numbering', () => {
+  it('gives each object its own number, the same every time it is asked', () => {
+    const number = numbering<object>();
+    const [a, b] = [{}, {}];
+    expect(number(a)).toBe(1);
+    expect(number(b)).toBe(2);
+    expect(number(a)).toBe(1);
+    // Equal content is not the same object: a token verified again is a new one.
+    expect(number({})).toBe(3);
   });
 });

@@ -14,7 +14,7 @@
  * keys, includes, whether a value is absent, null or empty (the builder tests `value.system`,
  * `v.code !== undefined`). Only non-empty strings, non-zero numbers and the id list become slots.
  */
-import { BoundedMap } from '../bounded-map.js';
+import { BoundedMap, numbering } from '../bounded-map.js';
 import type { ReadRule } from '../store/resources.js';
 import { bind, type CompiledQuery, kept, Slot } from '../store/sql.js';
 import type { CompositePart, Cursor, Filter, SearchQuery, TokenValue, Value } from './query.js';
@@ -101,8 +101,7 @@ export function splitQuery(query: SearchQuery): Split {
 /** Statements kept: one per shape and caller's rule (the rule's own values are in its SQL). */
 const MAX_STATEMENTS = 2000;
 const statements = new BoundedMap<string, CompiledQuery>(MAX_STATEMENTS);
-const ruleNumbers = new WeakMap<ReadRule, number>();
-let rulesSeen = 0;
+const ruleNumber = numbering<ReadRule>();
 
 /**
  * The statement `build` makes for `query`, built from its shape once per shape and rule. `build`
@@ -110,12 +109,7 @@ let rulesSeen = 0;
  */
 export function shaped(query: SearchQuery, visible: ReadRule | undefined, build: (shape: SearchQuery) => CompiledQuery): CompiledQuery {
   const { key, shape, values } = splitQuery(query);
-  let rule = 0;
-  if (visible) {
-    rule = ruleNumbers.get(visible) ?? 0;
-    if (!rule) ruleNumbers.set(visible, (rule = ++rulesSeen));
-  }
-  const cacheKey = `${rule} ${key}`;
+  const cacheKey = `${visible ? ruleNumber(visible) : 0} ${key}`;
   let statement = statements.get(cacheKey);
   if (!statement) {
     statement = kept(build(shape));

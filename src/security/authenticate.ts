@@ -4,7 +4,7 @@
  * the patient the request is about and their privacy settings. Everything that is wrong with the
  * credentials is a 401 with a WWW-Authenticate challenge; wrong headers are 400s.
  */
-import { BoundedMap } from '../bounded-map.js';
+import { BoundedMap, numbering } from '../bounded-map.js';
 import { ErrorCode, errors } from '../fhir/outcomes.js';
 import { isValidHpr, isValidNin, isValidOrgNr } from '../no/identifiers.js';
 import { type ApiScopes, CITIZEN_ACR, HELSEID, HELSENORGE, type RepresentationBasis, type RepresentationClaim } from './claims.js';
@@ -69,8 +69,7 @@ export class Authenticator {
    */
   private readonly principals = new BoundedMap<string, Principal>(MAX_PRINCIPALS);
   /** A number for each verified token, for the principals' keys (a token verified again gets a new one). */
-  private readonly tokenNumbers = new WeakMap<VerifiedToken, number>();
-  private tokensSeen = 0;
+  private readonly tokenNumber = numbering<VerifiedToken>();
   private readonly accesses = new WeakMap<Principal, { privacy: PatientPrivacy | undefined; access: PrincipalAccess }>();
 
   private unauthorized(code: ErrorCode, message: string, error?: string): never {
@@ -125,10 +124,8 @@ export class Authenticator {
   }
 
   private cachedPrincipal(verified: VerifiedToken, get: headers.HeaderGetter): Principal {
-    let token = this.tokenNumbers.get(verified);
-    if (token === undefined) this.tokenNumbers.set(verified, (token = ++this.tokensSeen));
     // A header cannot hold a line break or NUL, so the key is unambiguous.
-    const key = `${token}\n${PRINCIPAL_HEADERS.map((name) => get(name) ?? '\u0000').join('\n')}`;
+    const key = `${this.tokenNumber(verified)}\n${PRINCIPAL_HEADERS.map((name) => get(name) ?? '\u0000').join('\n')}`;
     let principal = this.principals.get(key);
     if (!principal) {
       principal = this.principal(verified, get);

@@ -55,40 +55,60 @@ function sample(p: ParamDef, which: 0 | 1): string {
 
 const cursor = (c: Cursor) => encodeCursor(c);
 
+/**
+ * Searches written as a type and its parameters, each with the first search's value and the
+ * second's (the same when only one is given).
+ */
+const SAME_SHAPE: Array<[string | undefined, ...Array<[name: string, first: string, second?: string]>]> = [
+  ['Patient', ['name:exact', 'Nordmann', 'Hansen']],
+  ['Patient', ['name:contains', 'or%d_a', 'an\\sen']],
+  ['Patient', ['gender:not', 'male', 'female']],
+  ['Patient', ['gender:missing', 'true']],
+  ['Patient', ['identifier', '|12345', '|99']],
+  ['Patient', ['identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|', 'urn:oid:2.16.578.1.12.4.1.4.2|']],
+  ['Patient', ['birthdate', 'ap1950-01-01', 'ap2020-05']],
+  ['Patient', ['birthdate', 'ne1950', 'ne1961'], ['birthdate', 'lt2000-01-01,gt2010', 'lt1999-12-31,gt2011']],
+  ['Observation', ['value-quantity', 'ap5.4|http://unitsofmeasure.org|mg', 'ap100|http://unitsofmeasure.org|kg']],
+  ['Observation', ['value-quantity', 'sa5||mg', 'sa7||kg']],
+  ['Observation', ['code:text', 'oksygen', 'puls']],
+  ['Observation', ['subject:identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|12345678901', 'urn:oid:2.16.578.1.12.4.1.4.1|10987654321']],
+  ['Observation', ['subject:Patient.name', 'nord', 'syd']],
+  ['Observation', ['subject.identifier', 'urn:x|1', 'urn:y|2']],
+  ['Patient', ['_has:Observation:subject:code', '1234-5', '9-9']],
+  ['ValueSet', ['url:below', 'http://samplan.no/fhir', 'https://example.org']],
+  ['ValueSet', ['url:above', 'http://samplan.no/fhir/ValueSet/x', 'https://a.example/b/c/d']],
+  ['Patient', ['_id', 'abc', 'def,ghi,jkl']],
+  ['Patient', ['_id:not', 'abc', 'x']],
+  ['Patient', ['_lastUpdated', 'ge2024-01-01', 'ge2023-02-02'], ['_lastUpdated', 'ap2025', 'ap2026-03']],
+  ['CarePlan', ['subject', 'Patient/abc', 'Patient/xyz'], ['_sort', '-date'], ['_count', '10', '7']],
+  ['CarePlan', ['subject:Patient.identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|1', 'urn:oid:2.16.578.1.12.4.1.4.1|2'], ['status', 'active'], ['_include', '*']],
+  ['CarePlan', ['_include', 'CarePlan:goal'], ['_include', 'CarePlan:subject:Patient']],
+  [undefined, ['_type', 'Goal,Condition'], ['patient', 'Patient/a', 'Patient/b']],
+  [
+    'Observation',
+    ['_sort', 'date,-_lastUpdated'],
+    [
+      '_cursor',
+      cursor({ keys: ['2024-01-01T00:00:00+00:00', '2024-01-02 10:00:00+00'], rid: 10, direction: 'next' }),
+      cursor({ keys: ['2025-03-01T00:00:00+00:00', '2025-03-02 11:00:00+00'], rid: 99, direction: 'next' }),
+    ],
+  ],
+  ['Observation', ['_sort', 'date'], ['_cursor', cursor({ keys: [null], rid: 10, direction: 'prev' }), cursor({ keys: [null], rid: 12, direction: 'prev' })]],
+  ['Observation', ['_sort', 'value-quantity'], ['_cursor', cursor({ keys: ['1.5'], rid: 10, direction: 'next' }), cursor({ keys: ['27'], rid: 3, direction: 'next' })]],
+];
+
 /** Pairs of searches of one shape, with different values. */
 function pairs(): Array<[Search, Search]> {
   const result: Array<[Search, Search]> = [];
   for (const type of definitions().resourceTypes) {
     for (const p of searchRegistry().forType(type)) result.push([[type, [[p.code, sample(p, 0)]]], [type, [[p.code, sample(p, 1)]]]]);
   }
-  const same = (type: string | undefined, a: Array<[string, string]>, b: Array<[string, string]>) => result.push([[type, a], [type, b]]);
-  same('Patient', [['name:exact', 'Nordmann']], [['name:exact', 'Hansen']]);
-  same('Patient', [['name:contains', 'or%d_a']], [['name:contains', 'an\\sen']]);
-  same('Patient', [['gender:not', 'male']], [['gender:not', 'female']]);
-  same('Patient', [['gender:missing', 'true']], [['gender:missing', 'true']]);
-  same('Patient', [['identifier', '|12345']], [['identifier', '|99']]);
-  same('Patient', [['identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|']], [['identifier', 'urn:oid:2.16.578.1.12.4.1.4.2|']]);
-  same('Patient', [['birthdate', 'ap1950-01-01']], [['birthdate', 'ap2020-05']]);
-  same('Patient', [['birthdate', 'ne1950'], ['birthdate', 'lt2000-01-01,gt2010']], [['birthdate', 'ne1961'], ['birthdate', 'lt1999-12-31,gt2011']]);
-  same('Observation', [['value-quantity', 'ap5.4|http://unitsofmeasure.org|mg']], [['value-quantity', 'ap100|http://unitsofmeasure.org|kg']]);
-  same('Observation', [['value-quantity', 'sa5||mg']], [['value-quantity', 'sa7||kg']]);
-  same('Observation', [['code:text', 'oksygen']], [['code:text', 'puls']]);
-  same('Observation', [['subject:identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|12345678901']], [['subject:identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|10987654321']]);
-  same('Observation', [['subject:Patient.name', 'nord']], [['subject:Patient.name', 'syd']]);
-  same('Observation', [['subject.identifier', 'urn:x|1']], [['subject.identifier', 'urn:y|2']]);
-  same('Patient', [['_has:Observation:subject:code', '1234-5']], [['_has:Observation:subject:code', '9-9']]);
-  same('ValueSet', [['url:below', 'http://samplan.no/fhir']], [['url:below', 'https://example.org']]);
-  same('ValueSet', [['url:above', 'http://samplan.no/fhir/ValueSet/x']], [['url:above', 'https://a.example/b/c/d']]);
-  same('Patient', [['_id', 'abc']], [['_id', 'def,ghi,jkl']]);
-  same('Patient', [['_id:not', 'abc']], [['_id:not', 'x']]);
-  same('Patient', [['_lastUpdated', 'ge2024-01-01'], ['_lastUpdated', 'ap2025']], [['_lastUpdated', 'ge2023-02-02'], ['_lastUpdated', 'ap2026-03']]);
-  same('CarePlan', [['subject', 'Patient/abc'], ['_sort', '-date'], ['_count', '10']], [['subject', 'Patient/xyz'], ['_sort', '-date'], ['_count', '7']]);
-  same('CarePlan', [['subject:Patient.identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|1'], ['status', 'active'], ['_include', '*']], [['subject:Patient.identifier', 'urn:oid:2.16.578.1.12.4.1.4.1|2'], ['status', 'active'], ['_include', '*']]);
-  same('CarePlan', [['_include', 'CarePlan:goal'], ['_include', 'CarePlan:subject:Patient']], [['_include', 'CarePlan:goal'], ['_include', 'CarePlan:subject:Patient']]);
-  same(undefined, [['_type', 'Goal,Condition'], ['patient', 'Patient/a']], [['_type', 'Goal,Condition'], ['patient', 'Patient/b']]);
-  same('Observation', [['_sort', 'date,-_lastUpdated'], ['_cursor', cursor({ keys: ['2024-01-01T00:00:00+00:00', '2024-01-02 10:00:00+00'], rid: 10, direction: 'next' })]], [['_sort', 'date,-_lastUpdated'], ['_cursor', cursor({ keys: ['2025-03-01T00:00:00+00:00', '2025-03-02 11:00:00+00'], rid: 99, direction: 'next' })]]);
-  same('Observation', [['_sort', 'date'], ['_cursor', cursor({ keys: [null], rid: 10, direction: 'prev' })]], [['_sort', 'date'], ['_cursor', cursor({ keys: [null], rid: 12, direction: 'prev' })]]);
-  same('Observation', [['_sort', 'value-quantity'], ['_cursor', cursor({ keys: ['1.5'], rid: 10, direction: 'next' })]], [['_sort', 'value-quantity'], ['_cursor', cursor({ keys: ['27'], rid: 3, direction: 'next' })]]);
+  for (const [type, ...params] of SAME_SHAPE) {
+    result.push([
+      [type, params.map(([name, a]) => [name, a] as [string, string])],
+      [type, params.map(([name, a, b]) => [name, b ?? a] as [string, string])],
+    ]);
+  }
   return result;
 }
 
