@@ -187,7 +187,7 @@ export class ResourceWriter {
     this.beforeStore(stored);
     const tx = q as Partial<Transaction>;
     if (current) {
-      if (!(await this.store.update(q, current.rid, row, index.rows))) {
+      if (!(await this.store.update(q, current, row, index.rows))) {
         throw errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`);
       }
     } else if (record && tx.defer && !index.compartments.length) {
@@ -315,7 +315,7 @@ export class ResourceWriter {
     this.beforeStore(stored);
     await this.store.update(
       q,
-      current.rid,
+      current,
       { type, id, version, lastUpdated: now.toISOString(), method: 'DELETE', content: null, compartments: [] },
       undefined,
     );

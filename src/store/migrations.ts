@@ -339,4 +339,13 @@ CREATE INDEX idx_composite_code ON idx_composite (sp, c1, c2, rid);
 CREATE INDEX idx_composite_rid ON idx_composite (rid, sp);
 `,
   },
+  {
+    // A digest of the index rows stored for a resource (ResourceStore.update): an update whose
+    // rows have the same digest leaves the index tables alone. NULL means not known, and the next
+    // update rewrites the rows as before: resources stored before this migration, and those loaded
+    // in bulk. Anything else that changes a resource's index rows sets it (the search index rebuild)
+    // or sets it to NULL.
+    id: '015-index-digest',
+    sql: `ALTER TABLE resources ADD COLUMN index_digest text COLLATE "C";`,
+  },
 ];

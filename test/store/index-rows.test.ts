@@ -47,7 +47,7 @@ describe('the update statement', () => {
           )
         )[0] ?? { generic: 0, custom: 0 };
       const before = await plans();
-      await store.update(tx, rid, version(id, 2), rows({ token: [[1, 'urn:s', 'a', null]] }));
+      await store.update(tx, { rid }, version(id, 2), rows({ token: [[1, 'urn:s', 'a', null]] }));
       return { before, after: await plans(), mode: (await tx.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0]?.plan_cache_mode };
     });
     // Left to itself, PostgreSQL plans a prepared statement's first five runs for their values.
@@ -80,7 +80,7 @@ describe('an update\'s index rows', () => {
       date: [[4, '2026-01-01T00:00:00.000Z', '2026-01-01T23:59:59.999Z']],
       reference: [[5, 'Patient', 'p1', null, null]],
     });
-    expect(await store.update(database(), rid, version(id, 2), second)).toBe(true);
+    expect(await store.update(database(), { rid }, version(id, 2), second)).toBe(true);
     const after = await stored(rid);
 
     expect(after.token.map((r) => r.row)).toEqual([
@@ -100,7 +100,7 @@ describe('an update\'s index rows', () => {
     const id = nextId();
     const rid = (await store.insert(database(), version(id, 1), same)) as number;
     const before = await stored(rid);
-    expect(await store.update(database(), rid, version(id, 2), same)).toBe(true);
+    expect(await store.update(database(), { rid }, version(id, 2), same)).toBe(true);
     expect(await stored(rid)).toEqual(before);
   });
 
@@ -108,9 +108,9 @@ describe('an update\'s index rows', () => {
     const some = rows({ token: [[1, 'urn:s', 'a', null]], date: [[4, '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z']] });
     const id = nextId();
     const rid = (await store.insert(database(), version(id, 1), some)) as number;
-    expect(await store.update(database(), rid, version(id, 2, null), undefined)).toBe(true);
+    expect(await store.update(database(), { rid }, version(id, 2, null), undefined)).toBe(true);
     expect(await stored(rid)).toEqual({ token: [], date: [], reference: [] });
-    expect(await store.update(database(), rid, version(id, 3), some)).toBe(true);
+    expect(await store.update(database(), { rid }, version(id, 3), some)).toBe(true);
     const again = await stored(rid);
     expect(again.token.map((r) => r.row)).toEqual([[1, 'urn:s', 'a', null]]);
     expect(again.date).toHaveLength(1);
@@ -122,7 +122,7 @@ describe('an update\'s index rows', () => {
     const rid = (await store.insert(database(), version(id, 1), first)) as number;
     const before = await stored(rid);
     // Outside a transaction: the statement itself, not a rollback, must leave the rows alone.
-    expect(await store.update(database(), rid, version(id, 3), rows({ token: [[1, 'urn:s', 'b', null]] }))).toBe(false);
+    expect(await store.update(database(), { rid }, version(id, 3), rows({ token: [[1, 'urn:s', 'b', null]] }))).toBe(false);
     expect(await stored(rid)).toEqual(before);
   });
 
@@ -135,7 +135,7 @@ describe('an update\'s index rows', () => {
         database().transaction(async (tx) => {
           const current = await store.lock(tx, 'Goal', id);
           const n = (current?.version ?? 0) + 1;
-          expect(await store.update(tx, rid, version(id, n, `{"resourceType":"Goal","id":"${id}","writer":${i}}`), written(i))).toBe(true);
+          expect(await store.update(tx, { rid }, version(id, n, `{"resourceType":"Goal","id":"${id}","writer":${i}}`), written(i))).toBe(true);
         }),
       ),
     );
@@ -147,5 +147,66 @@ describe('an update\'s index rows', () => {
     ]);
     expect(now.date.map((r) => r.row)).toHaveLength(1);
     expect((await store.read(database(), 'Goal', id))?.version).toBe(13);
+  });
+});
+
+describe('an update whose searchable values did not change', () => {
+  /** Locks the Goal and writes version `n` with `index` against the digest the lock read. */
+  const lockedUpdate = (id: string, n: number, index: IndexRows | undefined) =>
+    database().transaction(async (tx) => {
+      const current = await store.lock(tx, 'Goal', id);
+      expect(current?.indexDigest).toEqual(expect.any(String));
+      return store.update(tx, current as { rid: number; indexDigest: string }, version(id, n, index ? undefined : null), index);
+    });
+  /** Takes one stored token row away behind the store's back: whether it comes back tells whether an update rewrote the rows. */
+  const takeAway = (rid: number, code: string) => database().query('DELETE FROM idx_token WHERE rid = $1 AND code = $2', [rid, code]);
+  const a = rows({ token: [[1, 'urn:s', 'a', null], [1, 'urn:s', 'marker', null]], reference: [[5, 'Patient', 'p1', null, null]] });
+  const b = rows({ token: [[1, 'urn:s', 'b', null], [1, 'urn:s', 'marker', null]], date: [[4, '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z']] });
+  const tokens = async (rid: number) => (await stored(rid)).token.map((r) => r.row[2]);
+
+  it('leaves the index tables alone when the rows are the ones the lock found, and rewrites them when they are not', async () => {
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), a)) as number;
+    await takeAway(rid, 'marker');
+    expect(await lockedUpdate(id, 2, a)).toBe(true);
+    expect(await tokens(rid)).toEqual(['a']);
+
+    // Different rows: exactly the new version's, the marker included.
+    expect(await lockedUpdate(id, 3, b)).toBe(true);
+    expect(await tokens(rid)).toEqual(['b', 'marker']);
+    expect((await stored(rid)).date).toHaveLength(1);
+    expect((await stored(rid)).reference).toEqual([]);
+
+    // Back to the first rows, then unchanged again.
+    expect(await lockedUpdate(id, 4, a)).toBe(true);
+    expect(await tokens(rid)).toEqual(['a', 'marker']);
+    await takeAway(rid, 'marker');
+    expect(await lockedUpdate(id, 5, a)).toBe(true);
+    expect(await tokens(rid)).toEqual(['a']);
+
+    // Without a digest (a row loaded in bulk, or from before digests): rewritten, and known from then on.
+    expect(await store.update(database(), { rid, indexDigest: null }, version(id, 6), a)).toBe(true);
+    expect(await tokens(rid)).toEqual(['a', 'marker']);
+    await takeAway(rid, 'marker');
+    expect(await lockedUpdate(id, 7, a)).toBe(true);
+    expect(await tokens(rid)).toEqual(['a']);
+  });
+
+  it('knows the rows after a deletion, a new version, and a rebuild of the index', async () => {
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), a)) as number;
+    expect(await lockedUpdate(id, 2, undefined)).toBe(true);
+    expect(await stored(rid)).toEqual({ token: [], date: [], reference: [] });
+    expect(await lockedUpdate(id, 3, a)).toBe(true);
+    expect(await tokens(rid)).toEqual(['a', 'marker']);
+
+    // The rebuild writes other rows (as a new extraction would): an update making them changes nothing, one making the old ones puts those back.
+    await database().transaction((tx) => store.reindex(tx, [{ rid, compartments: ['Patient/p1'], index: b }]));
+    expect(await tokens(rid)).toEqual(['b', 'marker']);
+    await takeAway(rid, 'marker');
+    expect(await lockedUpdate(id, 4, b)).toBe(true);
+    expect(await tokens(rid)).toEqual(['b']);
+    expect(await lockedUpdate(id, 5, a)).toBe(true);
+    expect(await tokens(rid)).toEqual(['a', 'marker']);
   });
 });

@@ -246,7 +246,7 @@ export class SubscriptionHook implements WriteHook {
       const index = extractIndex(previous, w.ctx.baseUrl);
       await this.store.update(
         q,
-        row.rid,
+        row,
         {
           type: w.type,
           id: w.id,
