@@ -20,6 +20,7 @@ import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { requestLogger } from '../log.js';
 import type { Access } from '../fhir/access.js';
 import type { FhirEngine } from '../fhir/engine.js';
 import { parseJsonBody } from '../fhir/json.js';
@@ -176,6 +177,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
     logController: new PrivacyLogController(),
+    childLoggerFactory: requestLogger,
     // The EHR's nhn-event-id (or X-Request-Id) correlates our logs, errors and audit records with theirs.
     genReqId: (req) => {
       for (const name of ['nhn-event-id', 'x-request-id']) {

@@ -52,7 +52,7 @@ describe('request ids and logs', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       payload: `identifier=urn:oid:2.16.578.1.12.4.1.4.1|${nin}`,
     });
-    await app.server.inject({
+    const created = await app.server.inject({
       method: 'POST',
       url: '/fhir/Patient',
       headers: { 'content-type': 'application/fhir+json', authorization: 'Bearer secret-token' },
@@ -61,10 +61,12 @@ describe('request ids and logs', () => {
     const log = lines.join('');
     expect(log).not.toContain(nin);
     expect(log).not.toContain('secret-token');
-    const entries = lines.map((l) => JSON.parse(l) as { msg: string; path?: string; status?: number; method?: string });
+    const entries = lines.map((l) => JSON.parse(l) as { msg: string; path?: string; status?: number; method?: string; reqId?: string });
     expect(entries.some((e) => e.msg === 'request' && e.path === '/fhir/Patient' && e.status === 400 && e.method === 'GET')).toBe(true);
     expect(entries.some((e) => e.msg === 'request' && e.path === '/fhir/Patient/_search' && e.status === 200)).toBe(true);
-    expect(entries.some((e) => e.msg === 'request' && e.status === 201)).toBe(true);
+    // Each line names the request it is about by the id the client was answered with.
+    expect(entries.filter((e) => e.msg === 'request' && e.status === 201).map((e) => e.reqId)).toEqual([created.headers['x-request-id']]);
+    expect(entries.filter((e) => e.msg === 'request').every((e) => typeof e.reqId === 'string' && e.reqId.length > 0)).toBe(true);
   });
 });
 
