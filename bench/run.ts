@@ -19,7 +19,7 @@ import { call, clinicianHeaders, token } from './lib/api.js';
 import { type BenchDatabase, type DbKind, openBenchDatabase } from './lib/database.js';
 import { type LoadOptions, type LoadResult, runLoad } from './lib/load.js';
 import { type IngestResult, ingest, loadModels, MODEL_NINS } from './lib/population.js';
-import { productionNodeArgs, startProcess } from './lib/server.js';
+import { productionCommand, startProcess } from './lib/server.js';
 import { auditedCeilingScenario, ceilingScenario, type Fixture, scenarios } from './scenarios.js';
 
 const { values } = parseArgs({
@@ -43,8 +43,9 @@ const only = values.only?.split(',').map((s) => s.trim());
 async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResult; results: LoadResult[]; ceiling?: LoadResult; audited?: LoadResult }> {
   const db: BenchDatabase = await openBenchDatabase(kind);
   try {
-    const env = { ...db.env, SEED_DEMO_DATA: 'true', RATE_LIMIT_PER_MINUTE: '1000000000' };
-    const serverArgs = [...productionNodeArgs(), ...(values['server-args'] as string).split(' ').filter(Boolean)];
+    const production = productionCommand();
+    const env = { ...production.env, ...db.env, SEED_DEMO_DATA: 'true', RATE_LIMIT_PER_MINUTE: '1000000000' };
+    const serverArgs = [...production.args, ...(values['server-args'] as string).split(' ').filter(Boolean)];
     let server = await startProcess(path.join(repo, 'dist', 'main.js'), env, '/readyz', serverArgs);
     console.error(`[${kind}] server up (pid ${server.pid}, ${server.rssMb()} MB); getting tokens`);
     const clinician = await token(server.url, db.dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');

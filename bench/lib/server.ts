@@ -74,13 +74,20 @@ function cpuOf(pid: number): number {
 }
 
 /**
- * The Node options `npm start` runs the server with (package.json's start script: e.g. the heap
- * limit that keeps its memory in bounds), so the benchmark measures the server as it runs.
+ * How `npm start` runs the server (package.json's start script): its Node options (e.g. the heap
+ * limit that keeps its memory in bounds) and the environment it sets for the process (glibc's
+ * malloc arenas), so that the benchmark and the reliability tests measure the server as it runs.
  */
-export function productionNodeArgs(): string[] {
+export function productionCommand(): { args: string[]; env: Record<string, string> } {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
-  const flags = /\bnode((?:\s+--\S+)*)\s+dist\/main\.js/.exec(pkg.scripts.start)?.[1] ?? '';
-  return flags.split(/\s+/).filter(Boolean);
+  return serverCommand(pkg.scripts.start);
+}
+
+/** The variables set for `node … dist/main.js` in a shell command (`A=1 node --x dist/main.js`), and its Node options. */
+export function serverCommand(command: string): { args: string[]; env: Record<string, string> } {
+  const [, assignments = '', flags = ''] = /((?:\b[A-Z_]+=\S+\s+)*)\bnode((?:\s+--\S+)*)\s+dist\/main\.js/.exec(command) ?? [];
+  const env = Object.fromEntries(assignments.split(/\s+/).filter(Boolean).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+  return { args: flags.split(/\s+/).filter(Boolean), env };
 }
 
 /** Starts `node <script>` with `env`, waits for `readyPath` to answer 2xx. */

@@ -15,7 +15,7 @@ import postgres from 'postgres';
 import { clinicianHeaders, FNR, token } from '../../bench/lib/api.js';
 import { type Cluster, startCluster } from '../../bench/lib/database.js';
 import { person } from '../../bench/lib/population.js';
-import { freePort, productionNodeArgs, type Running, startProcess } from '../../bench/lib/server.js';
+import { freePort, productionCommand, type Running, startProcess } from '../../bench/lib/server.js';
 import { privacyConsent } from '../../src/security/privacy.js';
 
 export { clinicianHeaders, FNR } from '../../bench/lib/api.js';
@@ -124,12 +124,13 @@ export function serverEnv(dataDir: string, databaseUrl?: string, extra: Record<s
 }
 
 /**
- * `node dist/main.js` with the Node options of `npm start`, on a free port (BASE_URL set: vitest
+ * `node dist/main.js` with the Node options and environment of `npm start`, on a free port (BASE_URL set: vitest
  * puts BASE_URL=/ in the environment).
  */
 export async function startServer(env: Record<string, string>): Promise<Running> {
   const port = env.PORT ?? String(await freePort());
-  return startProcess(MAIN, { BASE_URL: `http://127.0.0.1:${port}/fhir`, ...env, PORT: port }, '/readyz', productionNodeArgs());
+  const production = productionCommand();
+  return startProcess(MAIN, { ...production.env, BASE_URL: `http://127.0.0.1:${port}/fhir`, ...env, PORT: port }, '/readyz', production.args);
 }
 
 // ---------------------------------------------------------------------------------------------
