@@ -18,7 +18,7 @@ import { ErrorCode, errors } from '../fhir/outcomes.js';
 import { parseLocalReference } from '../fhir/references.js';
 import { ageOn, NIN_SYSTEMS, parseNin } from '../no/identifiers.js';
 import { type SubscriptionRules, subscriptionAccess } from '../plan/subscriptions/access.js';
-import { column } from '../store/sql.js';
+import { column, constantList } from '../store/sql.js';
 import type { ApiScopes } from './claims.js';
 import type { Citizen, Personnel, Principal } from './principal.js';
 import { isElevated, isEmergency } from './principal.js';
@@ -55,6 +55,9 @@ export const PUBLIC_TYPES: readonly string[] = [
 
 /** Resources about the patient's settings rather than the plan: readable without plan consent. */
 const PRIVACY_TYPES: readonly string[] = ['Patient', 'Consent'];
+// As literals in the statements' text: the same in every caller's rule.
+const PUBLIC_LIST = constantList(PUBLIC_TYPES);
+const PRIVACY_LIST = constantList(PRIVACY_TYPES);
 
 /** What citizens may write in their own compartment, and how to tell they are the author. */
 const CITIZEN_AUTHORED: Record<string, (r: Resource) => string[]> = {
@@ -221,10 +224,10 @@ export class PrincipalAccess implements Access {
   /** Rows of the patient's compartment and public rows this caller may see. */
   private contentReadFilter(alias: string): RawBuilder<unknown> {
     const r = (name: string) => column(alias, name);
-    const publicRows = sql`(${r('compartments')} = '{}' AND ${r('type')} = ANY(${PUBLIC_TYPES}::text[]))`;
+    const publicRows = sql`(${r('compartments')} = '{}' AND ${r('type')} = ANY(${PUBLIC_LIST}))`;
     if (!this.privacy || !this.patientRefs.length || this.principal.kind === 'machine') return publicRows;
     const mine = sql`${r('compartments')} && ${this.patientRefs}::text[]`;
-    if (!this.contentVisible) return sql`(${publicRows} OR (${mine} AND ${r('type')} = ANY(${PRIVACY_TYPES}::text[])))`;
+    if (!this.contentVisible) return sql`(${publicRows} OR (${mine} AND ${r('type')} = ANY(${PRIVACY_LIST})))`;
     // The patient sees what has been published to them: drafts stay with the clinicians.
     if (this.principal.kind === 'citizen') return sql`(${publicRows} OR (${mine} AND ${r('published_version')} IS NOT NULL))`;
     return sql`(${publicRows} OR ${mine})`;

@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/store/db.js';
 import { sqlState, textOf } from '../../src/store/db.js';
+import { compile, constantList } from '../../src/store/sql.js';
+import { sql } from 'kysely';
 import { onServer, openTestDatabase, type TestDatabase } from '../support/db.js';
 
 let t: TestDatabase;
@@ -141,5 +143,17 @@ describe('a statement run many times', () => {
       expect(textOf(row?.label as string | Buffer)).toBe(label);
       expect(typeof row?.label).toBe(onServer ? 'object' : 'string');
     });
+  });
+});
+
+describe('a list fixed in the code', () => {
+  it('is part of the statement\'s text, matches like the same list bound as a parameter, and takes plain names only', async () => {
+    const list = constantList(['Organization', 'Practitioner']);
+    const inline = compile(sql`SELECT ${'Practitioner'} = ANY(${list}) AS hit, ${'Patient'} = ANY(${list}) AS miss`);
+    expect(inline.sql).toContain("'{Organization,Practitioner}'::text[]");
+    expect(inline.parameters).toEqual(['Practitioner', 'Patient']);
+    expect(await db.query(inline.sql, inline.parameters)).toEqual([{ hit: true, miss: false }]);
+    expect(() => constantList(['Patient', "x'); DROP TABLE resources; --"])).toThrow(/plain names only/);
+    expect(() => constantList(['a,b'])).toThrow(/plain names only/);
   });
 });
