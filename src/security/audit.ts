@@ -132,20 +132,46 @@ const SOURCE = JSON.stringify({
 } satisfies AuditEvent['source']);
 const NO_PRINCIPAL = JSON.stringify([{ who: { display: 'Samplan' }, requestor: true }] satisfies AuditEventAgent[]);
 
-/**
- * The agents' JSON by principal: the authenticator hands out the same principal object while a
- * client sends the same token and headers, so it is made once per principal.
- */
-const agentsByPrincipal = new WeakMap<Principal, string>();
+/** The parts of a record that depend only on who asked: its agents, and the purpose of a clinician's request. */
+interface PrincipalParts {
+  agents: string;
+  /** `,"purposeOfEvent":[…]`, or '' when there is none. */
+  purpose: string;
+}
 
-function agentsJson(p: Principal | undefined): string {
-  if (!p) return NO_PRINCIPAL;
-  let json = agentsByPrincipal.get(p);
-  if (json === undefined) {
-    json = JSON.stringify(agents(p));
-    agentsByPrincipal.set(p, json);
+/**
+ * By principal: the authenticator hands out the same principal object while a client sends the
+ * same token and headers, so these parts are serialised once per principal.
+ */
+const partsByPrincipal = new WeakMap<Principal, PrincipalParts>();
+const NO_PRINCIPAL_PARTS: PrincipalParts = { agents: NO_PRINCIPAL, purpose: '' };
+
+function principalParts(p: Principal | undefined): PrincipalParts {
+  if (!p) return NO_PRINCIPAL_PARTS;
+  let parts = partsByPrincipal.get(p);
+  if (parts === undefined) {
+    const purpose: AuditEvent['purposeOfEvent'] =
+      p.kind === 'personnel' ? [{ coding: [coding(AUDIT_CODES.accessBasis, p.accessBasis)], ...(p.reason ? { text: p.reason } : {}) }] : undefined;
+    parts = { agents: JSON.stringify(agents(p)), purpose: purpose ? `,"purposeOfEvent":${JSON.stringify(purpose)}` : '' };
+    partsByPrincipal.set(p, parts);
   }
-  return json;
+  return parts;
+}
+
+/** `"subtype":[…],"action":"…"` of an interaction without an operation: the same for every request. */
+const interactionParts = new Map<string, string>();
+
+function subtypeAndAction(record: AuditRecord): string {
+  let text = record.operation ? undefined : interactionParts.get(record.interaction);
+  if (text === undefined) {
+    const subtype: Coding[] = [
+      coding('http://hl7.org/fhir/restful-interaction', record.interaction),
+      ...(record.operation ? [coding('urn:ietf:rfc:3986', record.operation.definition, `$${record.operation.name}`)] : []),
+    ];
+    text = `"subtype":${JSON.stringify(subtype)},"action":${JSON.stringify(ACTION[record.interaction] ?? 'E')}`;
+    if (!record.operation) interactionParts.set(record.interaction, text);
+  }
+  return text;
 }
 
 /**
@@ -176,20 +202,14 @@ export function auditEvent(record: AuditRecord): StoredAuditEvent {
       } satisfies AuditEventEntity),
     );
   }
-  const subtype: Coding[] = [
-    coding('http://hl7.org/fhir/restful-interaction', record.interaction),
-    ...(record.operation ? [coding('urn:ietf:rfc:3986', record.operation.definition, `$${record.operation.name}`)] : []),
-  ];
-  const p = ctx.principal;
-  const purpose: AuditEvent['purposeOfEvent'] =
-    p?.kind === 'personnel' ? [{ coding: [coding(AUDIT_CODES.accessBasis, p.accessBasis)], ...(p.reason ? { text: p.reason } : {}) }] : undefined;
+  const { agents: agentsText, purpose } = principalParts(ctx.principal);
   const content =
     `{"resourceType":"AuditEvent","id":${JSON.stringify(id)},"meta":{"versionId":"1","lastUpdated":${JSON.stringify(recorded)}}` +
-    `,"type":${EVENT_TYPE},"subtype":${JSON.stringify(subtype)},"action":${JSON.stringify(ACTION[record.interaction] ?? 'E')}` +
+    `,"type":${EVENT_TYPE},${subtypeAndAction(record)}` +
     `,"recorded":${JSON.stringify(recorded)},"outcome":${JSON.stringify(record.outcome === 'success' ? '0' : record.outcome === 'refused' ? '4' : '8')}` +
     (record.outcomeText ? `,"outcomeDesc":${JSON.stringify(record.outcomeText.slice(0, 500))}` : '') +
-    (purpose ? `,"purposeOfEvent":${JSON.stringify(purpose)}` : '') +
-    `,"agent":${agentsJson(p)},"source":${SOURCE}` +
+    purpose +
+    `,"agent":${agentsText},"source":${SOURCE}` +
     (entities.length ? `,"entity":[${entities.join(',')}]` : '') +
     '}';
   return { id, recorded, patientId, content };

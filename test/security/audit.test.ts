@@ -358,4 +358,24 @@ describe('the record\'s text', () => {
     // Put together from parts, the text is still what JSON.stringify makes of the record.
     for (const { content, event } of [first, emergency, elsewhere]) expect(content).toBe(JSON.stringify(event));
   });
+
+  it('names each request\'s own interaction and operation, whatever came before', () => {
+    const ctx = { requestId: 'r', baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, principal: gp, patientIds: ['p1'] };
+    const record = (interaction: string, operation?: { name: string; definition: string }) =>
+      JSON.parse(auditEvent({ ctx, interaction, ...(operation ? { operation } : {}), outcome: 'success', entities: [] }).content) as AuditEvent;
+    const apply = { name: 'apply', definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply' };
+    const seen = [record('read'), record('update'), record('operation', apply), record('operation', { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export' }), record('read'), record('delete')];
+    expect(seen.map((e) => [e.subtype?.map((c) => c.code), e.action])).toEqual([
+      [['read'], 'R'],
+      [['update'], 'U'],
+      [['operation', 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply'], 'E'],
+      [['operation', 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export'], 'E'],
+      [['read'], 'R'],
+      [['delete'], 'D'],
+    ]);
+    expect(seen[2]?.subtype?.[1]?.display).toBe('$apply');
+    // A machine client has no purpose of use; a clinician's request has theirs.
+    expect(JSON.parse(auditEvent({ ctx: { ...ctx, principal: undefined }, interaction: 'read', outcome: 'success', entities: [] }).content)).not.toHaveProperty('purposeOfEvent');
+    expect(seen[0]?.purposeOfEvent?.[0]?.coding?.[0]?.code).toBe('TREAT');
+  });
 });
