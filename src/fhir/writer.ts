@@ -59,11 +59,29 @@ export interface StoredWrite {
   writer: ResourceWriter;
 }
 
+/** An update about to lock the current version, with the content its request sends. */
+export interface LockingWrite {
+  q: Transaction;
+  ctx: RequestContext;
+  type: string;
+  id: string;
+  /** As the request sent it: not yet checked or validated. */
+  next: Resource;
+}
+
 /**
  * Domain code plugs into the write pipeline here (plan rules, provenance, subscriptions): the
  * storage layer and the engine know nothing about plans.
  */
 export interface WriteHook {
+  /**
+   * Before an update (not a patch) locks the current version: to start a lookup that depends only
+   * on the new content, so that it goes to the database with the lock — one round trip fewer. The
+   * writer waits for what it returns with the lock (the answers come together), so that the rest
+   * of the write runs without waiting and goes out with COMMIT. Must not throw (what it throws is
+   * ignored): it sees the content before anything has checked it.
+   */
+  locking?(w: LockingWrite): Promise<unknown> | undefined;
   /** Before validation: returns the resource to store (possibly adjusted); throws a FhirError to refuse. */
   prepare?(w: PendingWrite): Promise<Resource> | Resource;
   /**
@@ -187,9 +205,17 @@ export class ResourceWriter {
     this.beforeStore(stored);
     const tx = q as Partial<Transaction>;
     if (current) {
-      if (!(await this.store.update(q, current, row, index.rows))) {
-        throw errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`);
-      }
+      const conflict = () => errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`);
+      const updated = this.store.update(q, current, row, index.rows);
+      // The row is locked: the UPDATE's answer is known. In a transaction it comes with COMMIT's
+      // (what follows that must see the new version is sent after it on the same connection).
+      if (tx.expect) {
+        tx.expect(
+          updated.then((done) => {
+            if (!done) throw conflict();
+          }),
+        );
+      } else if (!(await updated)) throw conflict();
     } else if (record && tx.defer && !index.compartments.length) {
       // Nothing in the transaction looks for a record outside every patient's compartment (the
       // hooks that search match by patient), so its row can go with COMMIT: one round trip less.
@@ -257,7 +283,9 @@ export class ResourceWriter {
     next: Resource | ((current: Resource | undefined) => Resource),
     options: { ifMatch?: string; method?: Method },
   ): Promise<WriteResult | undefined> {
-    const current = await this.store.lock(q, type, id);
+    const locked = this.store.lock(q, type, id);
+    const lookups = typeof next !== 'function' && (q as Partial<Transaction>).inTransaction ? this.beforeLock({ q: q as Transaction, ctx, type, id, next }) : [];
+    const [current] = await Promise.all([locked, Promise.allSettled(lookups)]);
     const live = current && !current.deleted ? current : undefined;
     if (options.ifMatch !== undefined) {
       const expected = parseETag(options.ifMatch);
@@ -326,6 +354,19 @@ export class ResourceWriter {
   /** What is compared to decide whether an update changes anything. */
   private comparable(resource: Resource): Resource {
     return this.hooks.reduce((r, hook) => (hook.comparable ? hook.comparable(r) : r), withoutServerMeta(resource));
+  }
+
+  private beforeLock(w: LockingWrite): Array<Promise<unknown>> {
+    const lookups: Array<Promise<unknown>> = [];
+    for (const hook of this.hooks) {
+      try {
+        const lookup = hook.locking?.(w);
+        if (lookup) lookups.push(lookup);
+      } catch {
+        // Only a head start: the lookup is made later if the content still asks for it.
+      }
+    }
+    return lookups;
   }
 
   private beforeStore(w: StoredWrite): void {

@@ -14,7 +14,7 @@
 import type { CarePlan, Resource } from '@medplum/fhirtypes';
 import { ErrorCode, errors, FhirError, issue } from '../fhir/outcomes.js';
 import { parseLocalReference } from '../fhir/references.js';
-import type { PendingWrite, StoredWrite, WriteHook } from '../fhir/writer.js';
+import type { LockingWrite, PendingWrite, StoredWrite, WriteHook } from '../fhir/writer.js';
 import { isValidHpr, isValidNin, isValidOrgNr, OID } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import type { Queryable, Transaction } from '../store/db.js';
@@ -255,6 +255,20 @@ interface PendingReferences {
 
 const toCheck = new WeakMap<Transaction, PendingReferences>();
 
+/** The targets an update's content names, looked up with its lock (`locking`): for `lookUpEarly` when that resource is stored next. */
+const withLock = new WeakMap<Transaction, { type: string; id: string; refs: string; lookup: Promise<Target[]> }>();
+const refsKey = (refs: readonly Reference[]) => refs.map(key).join(' ');
+
+/** Starts the lookup of the targets of a plan resource's update with its lock. */
+function lookUpWithLock(w: LockingWrite): Promise<Target[]> | undefined {
+  if (!PLAN_TYPES.has(w.type)) return undefined;
+  const refs = referencesOf(w.next);
+  if (!refs.length) return undefined;
+  const lookup = lookUpTargets(w.q, refs);
+  withLock.set(w.q, { type: w.type, id: w.id, refs: refsKey(refs), lookup });
+  return lookup;
+}
+
 /** Entries of a transaction may refer to each other in any order: their references are checked when all are written. */
 async function checkReferencesAtCommit(q: Queryable, resource: Resource): Promise<void> {
   const tx = q as Partial<Transaction>;
@@ -283,7 +297,11 @@ function lookUpEarly(w: StoredWrite): void {
   if (!first || others.length || first.resourceType !== w.type || first.id !== w.id) return;
   const refs = referencesOf(first);
   if (!refs.length) return;
-  pending.early = lookUpTargets(w.q, refs);
+  // Looked up with the lock for this very write (nothing written since), if the targets are the same.
+  const locked = withLock.get(w.q as Transaction);
+  withLock.delete(w.q as Transaction);
+  const same = locked && locked.type === w.type && locked.id === w.id && locked.refs === refsKey(refs);
+  pending.early = same ? locked.lookup : lookUpTargets(w.q, refs);
   // Awaited at commit; a failure fails the transaction there (and the statements after it).
   pending.early.catch(() => undefined);
 }
@@ -313,5 +331,6 @@ export const planRules: WriteHook = {
     }
     return next;
   },
+  locking: lookUpWithLock,
   storing: lookUpEarly,
 };

@@ -40,6 +40,13 @@ export interface Transaction extends Queryable {
    * transaction throws `fail(error)` (the error itself without `fail`).
    */
   defer(statement: DeferredStatement): void;
+  /**
+   * Lets a statement already sent go unwaited for: the transaction commits only if it succeeds,
+   * and throws what `statement` rejects with otherwise. For a statement whose answer is known
+   * before it comes (the UPDATE of a row the transaction has locked, which fails rather than
+   * change nothing): its answer then comes with COMMIT's instead of costing a round trip.
+   */
+  expect(statement: Promise<unknown>): void;
 }
 
 export interface DeferredStatement {
@@ -49,23 +56,36 @@ export interface DeferredStatement {
   fail?: (err: unknown) => unknown;
 }
 
-/** What a transaction throws when its deferred statement failed with `err`. */
-export function deferredFailure(statement: DeferredStatement | undefined, err: unknown): unknown {
-  return statement?.fail ? statement.fail(err) : err;
+/** What a transaction waits for at commit: statements to send with COMMIT, and statements sent and not yet waited for (Transaction.expect). */
+export type AtCommit = DeferredStatement | { sent: Promise<unknown> };
+
+/** What a transaction throws when what it waited for at commit failed with `err`. */
+export function deferredFailure(statement: AtCommit | undefined, err: unknown): unknown {
+  return statement && 'fail' in statement && statement.fail ? statement.fail(err) : err;
+}
+
+/** The failure of the first statement sent and not waited for that failed, once all have answered. */
+async function sentFailure(atCommit: readonly AtCommit[]): Promise<{ err: unknown } | undefined> {
+  const sent = atCommit.flatMap((a) => ('sent' in a ? [a.sent] : []));
+  const failed = (await Promise.allSettled(sent)).find((r) => r.status === 'rejected');
+  return failed ? { err: failed.reason } : undefined;
 }
 
 /**
  * Runs a driver's transaction with the Transaction interface: `begin` opens it, passes the
- * body its query function, and commits when the body resolves — with the deferred statements,
- * which it sends with COMMIT. beforeCommit checks run last, in order (also those added by a
- * check); afterCommit callbacks once it has committed.
+ * body its query function, and commits when the body resolves — with what is left for commit:
+ * the deferred statements, which it sends with COMMIT, and the statements sent and not waited
+ * for, whose answers it takes with COMMIT's. beforeCommit checks run last, in order (also those
+ * added by a check); afterCommit callbacks once it has committed. When the body fails after a
+ * statement it did not wait for failed (the rest of the transaction then fails as aborted), that
+ * statement's failure is what it throws.
  */
 export async function runTransaction<T>(
-  begin: (body: (query: Queryable['query']) => Promise<T>, deferred: readonly DeferredStatement[]) => Promise<T>,
+  begin: (body: (query: Queryable['query']) => Promise<T>, atCommit: readonly AtCommit[]) => Promise<T>,
   fn: (tx: Transaction) => Promise<T>,
 ): Promise<T> {
   const committed: Array<() => void> = [];
-  const deferred: DeferredStatement[] = [];
+  const atCommit: AtCommit[] = [];
   const result = await begin(async (query) => {
     const checks: Array<() => Promise<void>> = [];
     const tx: Transaction = {
@@ -73,12 +93,20 @@ export async function runTransaction<T>(
       query,
       beforeCommit: (check) => void checks.push(check),
       afterCommit: (done) => void committed.push(done),
-      defer: (statement) => void deferred.push(statement),
+      defer: (statement) => void atCommit.push(statement),
+      expect: (statement) => {
+        statement.catch(() => undefined); // looked at when the transaction ends
+        atCommit.push({ sent: statement });
+      },
     };
-    const value = await fn(tx);
-    for (let i = 0; i < checks.length; i++) await (checks[i] as () => Promise<void>)();
-    return value;
-  }, deferred);
+    try {
+      const value = await fn(tx);
+      for (let i = 0; i < checks.length; i++) await (checks[i] as () => Promise<void>)();
+      return value;
+    } catch (err) {
+      throw (await sentFailure(atCommit))?.err ?? err;
+    }
+  }, atCommit);
   for (const done of committed) done();
   return result;
 }

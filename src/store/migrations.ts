@@ -348,4 +348,11 @@ CREATE INDEX idx_composite_rid ON idx_composite (rid, sp);
     id: '015-index-digest',
     sql: `ALTER TABLE resources ADD COLUMN index_digest text COLLATE "C";`,
   },
+  {
+    // An update of a resource's row that finds it at another version than it follows fails (with
+    // its own SQLSTATE) instead of changing nothing: the writer need not wait for its answer,
+    // since a failed statement takes its transaction down with it (ResourceStore.update).
+    id: '016-version-moved',
+    sql: `CREATE FUNCTION samplan_version_moved(rid bigint) RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'resource % is not at the version this update follows', rid USING ERRCODE = 'SP409'; END $$;`,
+  },
 ];

@@ -49,17 +49,18 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
     },
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       const result = await runTransaction(
-        (body, deferred) =>
+        (body, atCommit) =>
           pg.transaction(async (t) => {
             const run = <R>(text: string, params?: readonly unknown[]): Promise<R[]> => {
               if (t.closed) throw new Error('Transaction is closed');
               return pg._runExclusiveQuery(() => statements.run<R>(text, params));
             };
             const value = await body(run);
-            // In process there is no round trip to save: the deferred statements simply run last.
-            for (const s of deferred) {
+            // In process there is no round trip to save: the deferred statements simply run last,
+            // after the answers of those sent and not waited for.
+            for (const s of atCommit) {
               try {
-                await run(s.text, s.params);
+                await ('sent' in s ? s.sent : run(s.text, s.params));
               } catch (err) {
                 throw deferredFailure(s, err);
               }

@@ -7,7 +7,7 @@
 import { hash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { IndexRows } from '../search/extract.js';
-import type { Queryable, QueryOptions, StoredText, Transaction } from './db.js';
+import { type Queryable, type QueryOptions, sqlState, type StoredText, type Transaction } from './db.js';
 import { bind, column, type CompiledQuery, compile, type Fragment, kept, Slot } from './sql.js';
 
 /**
@@ -178,8 +178,11 @@ function updateSql(index: boolean): string {
 ),
 v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
   SELECT r.rid, $3, $1, $2, $4, ${method}, $6 FROM r)${index ? `,\n${indexWriteCtes('r', 8, RID).sql}` : ''}
-SELECT rid FROM r`;
+SELECT coalesce((SELECT rid FROM r), samplan_version_moved(${rid}::bigint)) AS rid`;
 }
+
+/** SQLSTATE of an update that found its row at another version (migration 016). */
+const VERSION_MOVED = 'SP409';
 
 const UPDATE_SQL = updateSql(true);
 const UPDATE_KEEPING_INDEX_SQL = updateSql(false);
@@ -368,16 +371,26 @@ export class ResourceStore {
    * about 1 ms each — more than its execution — while its execution does not depend on the values
    * (one rid's rows by index). The setting is the transaction's and is put back at once; the
    * three statements go out together.
+   *
+   * False when the row is not at the version before `v`: the statement then fails as a whole
+   * (migration 016) rather than change nothing, so in a transaction, which it takes down with it,
+   * the caller need not wait for its answer (Transaction.expect).
    */
   async update(q: Queryable, target: { rid: number; indexDigest?: string | null }, v: NewVersion, index: IndexRows | undefined): Promise<boolean> {
     const params = indexParams(index);
     const digest = indexDigest(params);
-    if (digest === target.indexDigest) {
-      const rows = await q.query(UPDATE_KEEPING_INDEX_SQL, [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments, v.method, target.rid]);
-      return rows.length === 1;
+    try {
+      if (digest === target.indexDigest) {
+        await q.query(UPDATE_KEEPING_INDEX_SQL, [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments, v.method, target.rid]);
+      } else {
+        await Promise.all([q.query(GENERIC_PLANS), q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]), q.query(AUTO_PLANS)]);
+      }
+      return true;
+    } catch (err) {
+      // The statement failed as a whole (nothing written); in a transaction, the transaction with it.
+      if (sqlState(err) === VERSION_MOVED) return false;
+      throw err;
     }
-    const [, rows] = await Promise.all([q.query(GENERIC_PLANS), q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]), q.query(AUTO_PLANS)]);
-    return rows.length === 1;
   }
 
   /**

@@ -126,6 +126,25 @@ describe('an update\'s index rows', () => {
     expect(await stored(rid)).toEqual(before);
   });
 
+  it('fails the statement, and a transaction that did not wait for it, when the version it follows is not the stored one', async () => {
+    const id = nextId();
+    const other = nextId();
+    const rid = (await store.insert(database(), version(id, 1), rows({ token: [[1, 'urn:s', 'a', null]] }))) as number;
+    const attempt = database().transaction(async (tx) => {
+      await store.insert(tx, version(other, 1), rows({}));
+      tx.expect(
+        store.update(tx, { rid }, version(id, 3), rows({ token: [[1, 'urn:s', 'b', null]] })).then((done) => {
+          if (!done) throw new Error('the version moved');
+        }),
+      );
+      tx.defer({ text: 'UPDATE resources SET content = $2 WHERE rid = $1', params: [rid, '{"resourceType":"Goal","deferred":true}'] });
+    });
+    await expect(attempt).rejects.toThrow('the version moved');
+    expect(await store.read(database(), 'Goal', other)).toBeUndefined();
+    expect((await store.read(database(), 'Goal', id))?.content).toBe(version(id, 1).content);
+    expect((await stored(rid)).token.map((r) => r.row[2])).toEqual(['a']);
+  });
+
   it('holds exactly the last version\'s rows after writers updated one resource at the same time', async () => {
     const id = nextId();
     const rid = (await store.insert(database(), version(id, 1), rows({}))) as number;

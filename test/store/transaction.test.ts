@@ -24,6 +24,29 @@ afterAll(async () => {
 
 const ids = async () => (await db.query<{ id: number }>('SELECT id FROM tx_test ORDER BY id')).map((r) => r.id);
 
+/**
+ * On a pool of one connection: runs `body` once (its statements get prepared), then again with
+ * every socket write recorded; `check` gets the second run's writes (as latin1 text).
+ */
+async function writesOf(body: (db: Database, run: number) => Promise<unknown>, check: (chunks: string[]) => Promise<void>): Promise<void> {
+  const one = await openPostgres(t.url as string, { max: 1 });
+  const write = net.Socket.prototype.write;
+  try {
+    await body(one, 0);
+    const chunks: string[] = [];
+    net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
+      chunks.push(Buffer.from(chunk as Uint8Array).toString('latin1'));
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    };
+    await body(one, 1);
+    net.Socket.prototype.write = write;
+    await check(chunks);
+  } finally {
+    net.Socket.prototype.write = write;
+    await one.close();
+  }
+}
+
 describe('a transaction', () => {
   it('commits its statements and its deferred statements together, then runs the after-commit callbacks', async () => {
     const events: string[] = [];
@@ -162,61 +185,56 @@ describe('a transaction', () => {
   // BEGIN goes out with the transaction's first statement instead of being waited for
   // (scripts/patch-postgres.mjs, fix 4): one round trip and one socket write fewer per write.
   it.runIf(onServer)('sends BEGIN together with its first statement', async () => {
-    const one = await openPostgres(t.url as string, { max: 1 });
-    const write = net.Socket.prototype.write;
-    try {
-      let rounds = 0;
-      const body = () => one.transaction(async (tx) => tx.query('INSERT INTO tx_test VALUES ($1, $2)', [60 + rounds++, 'pipelined']));
-      // The statement is prepared by its first run; later runs send it in one message.
-      await body();
-      const chunks: string[] = [];
-      net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
-        chunks.push(Buffer.from(chunk as Uint8Array).toString('latin1'));
-        return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-      };
-      await body();
-      net.Socket.prototype.write = write;
-      // One write with BEGIN and the INSERT (its parameters in the Bind), one with COMMIT: not three.
-      expect(chunks).toHaveLength(2);
-      expect(chunks[0]).toMatch(/^Q.{4}begin \0B.*pipelined/s);
-      expect(await ids()).toEqual(expect.arrayContaining([60, 61]));
-    } finally {
-      net.Socket.prototype.write = write;
-      await one.close();
-    }
+    await writesOf(
+      (one, run) => one.transaction(async (tx) => tx.query('INSERT INTO tx_test VALUES ($1, $2)', [60 + run, 'pipelined'])),
+      async (chunks) => {
+        // One write with BEGIN and the INSERT (its parameters in the Bind), one with COMMIT: not three.
+        expect(chunks).toHaveLength(2);
+        expect(chunks[0]).toMatch(/^Q.{4}begin \0B.*pipelined/s);
+        expect(await ids()).toEqual(expect.arrayContaining([60, 61]));
+      },
+    );
   });
 
   // Statements queued in one tick go out in one write however long they are (fix 6); the driver
   // used to send each chunk past 1 KB at once, so a write's deferred statements (audit record,
   // Provenance) and its COMMIT took three writes instead of one.
   it.runIf(onServer)('sends the deferred statements and COMMIT in one write, however long', async () => {
-    const one = await openPostgres(t.url as string, { max: 1 });
-    const write = net.Socket.prototype.write;
-    try {
-      const long = (tag: string) => `${tag}:${'x'.repeat(3000)}`;
-      const body = (n: number) =>
+    const long = (tag: string) => `${tag}:${'x'.repeat(3000)}`;
+    await writesOf(
+      (one, run) =>
         one.transaction(async (tx) => {
+          const n = 70 + 10 * run;
           await tx.query('INSERT INTO tx_test VALUES ($1, $2)', [n, long('first')]);
           tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [n + 1, long('deferred')] });
           tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [n + 2, long('deferred')] });
-        });
-      await body(70);
-      const chunks: string[] = [];
-      net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
-        chunks.push(Buffer.from(chunk as Uint8Array).toString('latin1'));
-        return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-      };
-      await body(80);
-      net.Socket.prototype.write = write;
-      // One write with BEGIN and the first INSERT, one with both deferred INSERTs and COMMIT.
-      expect(chunks.map((c) => c.length > 6000)).toEqual([false, true]);
-      expect(/^Q.{4}begin \0B.*first:x{3000}/s.test(chunks[0] as string)).toBe(true);
-      expect(/deferred:x{3000}.*deferred:x{3000}.*S\0\0\0\x04$/s.test(chunks[1] as string)).toBe(true);
-      expect(await ids()).toEqual(expect.arrayContaining([70, 71, 72, 80, 81, 82]));
-    } finally {
-      net.Socket.prototype.write = write;
-      await one.close();
-    }
+        }),
+      async (chunks) => {
+        // One write with BEGIN and the first INSERT, one with both deferred INSERTs and COMMIT.
+        expect(chunks.map((c) => c.length > 6000)).toEqual([false, true]);
+        expect(/^Q.{4}begin \0B.*first:x{3000}/s.test(chunks[0] as string)).toBe(true);
+        expect(/deferred:x{3000}.*deferred:x{3000}.*S\0\0\0\x04$/s.test(chunks[1] as string)).toBe(true);
+        expect(await ids()).toEqual(expect.arrayContaining([70, 71, 72, 80, 81, 82]));
+      },
+    );
+  });
+
+  // Transaction.expect: a statement whose answer nobody waits for goes out with what follows it.
+  it.runIf(onServer)('sends a statement it does not wait for with the deferred statements and COMMIT', async () => {
+    await writesOf(
+      (one, run) =>
+        one.transaction(async (tx) => {
+          const n = 200 + 10 * run;
+          await tx.query('INSERT INTO tx_test VALUES ($1, $2)', [n, 'first']);
+          tx.expect(tx.query('INSERT INTO tx_test VALUES ($1, $2)', [n + 1, 'expected']));
+          tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [n + 2, 'deferred'] });
+        }),
+      async (chunks) => {
+        expect(chunks).toHaveLength(2);
+        expect(chunks[1]).toMatch(/expected.*deferred.*S\0\0\0\x04$/s);
+        expect(await ids()).toEqual(expect.arrayContaining([210, 211, 212]));
+      },
+    );
   });
 
   it('sends nothing for a body that writes nothing, and the connection serves the next transaction', async () => {
@@ -224,6 +242,32 @@ describe('a transaction', () => {
     await expect(db.transaction(async () => Promise.reject(new Error('refused before any statement')))).rejects.toThrow('refused before any statement');
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => db.transaction(async (tx) => (await tx.query<{ n: number }>('SELECT $1::int AS n', [i]))[0]?.n)));
     expect(results).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+
+  it('commits a statement it did not wait for with the rest, and fails as that statement failed', async () => {
+    await db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_test VALUES ($1, $2)', [90, 'waited for']);
+      tx.expect(tx.query('INSERT INTO tx_test VALUES ($1, $2)', [91, 'not waited for']));
+      tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [92, 'deferred'] });
+    });
+    expect(await ids()).toEqual(expect.arrayContaining([90, 91, 92]));
+
+    // It fails after the body is done: nothing commits, its error is the transaction's.
+    const late = db.transaction(async (tx) => {
+      await tx.query('INSERT INTO tx_test VALUES ($1, $2)', [93, 'rolled back']);
+      tx.expect(tx.query('INSERT INTO tx_test VALUES ($1, $2)', [90, 'duplicate']));
+      tx.defer({ text: 'INSERT INTO tx_test VALUES ($1, $2)', params: [94, 'rolled back'] });
+    });
+    await expect(late).rejects.toMatchObject({ code: '23505' });
+
+    // It fails while the body goes on: the statements after it fail as aborted, but its error is the one thrown.
+    const early = db.transaction(async (tx) => {
+      tx.expect(tx.query('INSERT INTO tx_test VALUES ($1, $2)', [90, 'duplicate']));
+      await tx.query('INSERT INTO tx_test VALUES ($1, $2)', [95, 'rolled back']);
+    });
+    await expect(early).rejects.toMatchObject({ code: '23505' });
+    expect(await ids()).not.toEqual(expect.arrayContaining([93]));
+    expect((await ids()).filter((id) => id >= 93 && id <= 95)).toEqual([]);
   });
 
   it('commits a transaction that has only deferred statements', async () => {

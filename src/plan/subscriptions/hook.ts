@@ -18,7 +18,7 @@
  */
 import type { Resource, Subscription } from '@medplum/fhirtypes';
 import { errors } from '../../fhir/outcomes.js';
-import type { PendingWrite, StoredWrite, WriteHook } from '../../fhir/writer.js';
+import type { LockingWrite, PendingWrite, StoredWrite, WriteHook } from '../../fhir/writer.js';
 import { serialize } from '../../fhir/writer.js';
 import { executeSearch } from '../../search/execute.js';
 import { extractIndex } from '../../search/extract.js';
@@ -154,7 +154,14 @@ export class SubscriptionHook implements WriteHook {
     return [...new Set([...nextPatients, ...previousPatients])];
   }
 
-  /** The lookup goes out with the write's own statement (in a transaction, where `stored` finds it). */
+  /** An update's lookup goes out with its lock: the patients its new content refers to (usually those of the version it replaces). */
+  locking(w: LockingWrite): Promise<Candidate[]> | undefined {
+    if (w.type === 'Subscription' || !notifies(w.type)) return undefined;
+    const patients = [...referencedPatients(w.next)];
+    return patients.length ? this.subscriptionsOf(w.q, patients) : undefined;
+  }
+
+  /** The lookup goes out with the write's own statement (in a transaction, where `stored` finds it), if not made with the lock. */
   storing(w: StoredWrite): void {
     const patients = this.patientsOf(w);
     if (patients.length && isTransaction(w.q)) void this.subscriptionsOf(w.q, patients).catch(() => undefined);
