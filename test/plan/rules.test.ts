@@ -270,6 +270,42 @@ describe('identifiers and references', () => {
     expect(texts(res)).toContain('CarePlan.addresses[0].reference');
   });
 
+  // An update's references are looked up with its row lock, from the content it sends.
+  it('refuses an update that refers to what does not exist or to another patient\'s data', async () => {
+    const [a, b] = [await newPatient(), await newPatient()];
+    const made = await t.request('POST', 'CarePlan', { body: plan(a, { status: 'draft' }) });
+    expect(made.status).toBe(201);
+    const missing = await t.request('PUT', `CarePlan/${made.body.id}`, { body: { ...made.body, goal: [{ reference: 'Goal/finnes-ikke' }] } });
+    expect(missing.status).toBe(422);
+    expect(codes(missing)).toEqual(['REFERENCE_NOT_FOUND']);
+    expect(texts(missing)).toContain('CarePlan.goal[0].reference');
+    const condition = await t.request('POST', 'Condition', { body: { resourceType: 'Condition', subject: { reference: `Patient/${b}` }, code: { text: 'B sin diagnose' } } });
+    const foreign = await t.request('PUT', `CarePlan/${made.body.id}`, { body: { ...made.body, addresses: [{ reference: `Condition/${condition.body.id}` }] } });
+    expect(foreign.status).toBe(422);
+    expect(codes(foreign)).toEqual(['PATIENT_MISMATCH']);
+    expect((await t.request('GET', `CarePlan/${made.body.id}`)).body.meta.versionId).toBe(made.body.meta.versionId);
+  });
+
+  it('checks an update\'s references against what the rest of its transaction writes after it', async () => {
+    const [a, b] = [await newPatient(), await newPatient()];
+    const condition = await t.request('POST', 'Condition', { body: { resourceType: 'Condition', subject: { reference: `Patient/${a}` }, code: { text: 'KOLS' } } });
+    const made = await t.request('POST', 'CarePlan', { body: plan(a, { status: 'draft' }) });
+    expect([condition.status, made.status]).toEqual([201, 201]);
+    const tx = await t.request('POST', '', {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: { ...made.body, addresses: [{ reference: `Condition/${condition.body.id}` }] }, request: { method: 'PUT', url: `CarePlan/${made.body.id}` } },
+          { resource: { ...condition.body, subject: { reference: `Patient/${b}` } }, request: { method: 'PUT', url: `Condition/${condition.body.id}` } },
+        ],
+      },
+    });
+    expect(tx.status, tx.text).toBe(422);
+    expect(codes(tx)).toEqual(['PATIENT_MISMATCH']);
+    expect((await t.request('GET', `Condition/${condition.body.id}`)).body.subject).toEqual({ reference: `Patient/${a}` });
+  });
+
   // A single write's references are looked up as it is stored (with its own statement); what a
   // later entry of the same transaction changes must still count. (Deletions are processed
   // before creations; updates after them.)

@@ -337,6 +337,25 @@ describe('delivery', () => {
     expect(param(all[0]?.status ?? {}, 'topic')).toBeUndefined();
   });
 
+  // An update's subscription lookup goes out with its lock, for the patients of the new content:
+  // the patient the resource leaves must still be found.
+  it('notifies the patient a resource is moved away from, as well as the one it is moved to', async () => {
+    const ra = await listen();
+    const rb = await listen();
+    await subscribe(t, classicSubscription(`Observation?patient=Patient/${anne}`, { endpoint: ra.url, payload: 'application/fhir+json' }));
+    await subscribe(t, classicSubscription(`Observation?patient=Patient/${bjorn}`, { endpoint: rb.url, payload: 'application/fhir+json' }));
+    start();
+    const o = await t.system<{ id: string }>('POST', 'Observation', observation(anne, 'Vekt'));
+    expect(o.status, JSON.stringify(o.body)).toBe(201);
+    await waitFor('the create', () => ra.received.length >= 1);
+    const moved = await t.system('PUT', `Observation/${o.body.id}`, { ...observation(bjorn, 'Vekt'), id: o.body.id });
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    await waitFor('the move, on both sides', () => ra.received.length >= 2 && rb.received.length >= 1);
+    const focus = (r: typeof ra) => r.received.flatMap((x) => parse(x.body).events.map((e: { focus?: string }) => e.focus));
+    expect(focus(ra)).toEqual([`${BASE}/Observation/${o.body.id}`, `${BASE}/Observation/${o.body.id}`]);
+    expect(focus(rb)).toEqual([`${BASE}/Observation/${o.body.id}`]);
+  });
+
   it('notifies nothing for a rolled-back transaction', async () => {
     const r = await listen();
     await subscribe(t, topicSubscription(`patient=Patient/${anne}`, { endpoint: r.url }));
