@@ -24,13 +24,24 @@ export interface WorkerLogger {
   error(details: Record<string, unknown>, message: string): void;
 }
 
-type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+type Level = (typeof LEVELS)[number];
 
-/** See requestLogger: one small object per request, its methods on the prototype. */
-class RequestLog implements FastifyBaseLogger {
+/** One line through `root`, with `bindings` in it as a pino child would have put them. */
+function writeLine(root: FastifyBaseLogger, bindings: Bindings, level: Level, [first, ...rest]: unknown[]): void {
+  if (!(root as Partial<Logger>).isLevelEnabled?.(level)) return;
+  const log = root[level] as (obj: object, ...args: unknown[]) => void;
+  if (first instanceof Error) log.call(root, { ...bindings, err: first }, ...(rest.length ? rest : [first.message]));
+  else if (typeof first === 'object' && first !== null) log.call(root, { ...bindings, ...first }, ...rest);
+  else log.call(root, bindings, first, ...rest);
+}
+
+/** See requestLogger: one small object per request; its level methods are on the prototype (below). */
+interface RequestLog extends Pick<FastifyBaseLogger, Level> {}
+class RequestLog {
   constructor(
-    private readonly root: FastifyBaseLogger,
-    private readonly bindings: Bindings,
+    readonly root: FastifyBaseLogger,
+    readonly bindings: Bindings,
   ) {}
 
   get level(): string {
@@ -41,44 +52,16 @@ class RequestLog implements FastifyBaseLogger {
     this.root.level = level;
   }
 
-  fatal(...args: unknown[]): void {
-    this.write('fatal', args);
-  }
-
-  error(...args: unknown[]): void {
-    this.write('error', args);
-  }
-
-  warn(...args: unknown[]): void {
-    this.write('warn', args);
-  }
-
-  info(...args: unknown[]): void {
-    this.write('info', args);
-  }
-
-  debug(...args: unknown[]): void {
-    this.write('debug', args);
-  }
-
-  trace(...args: unknown[]): void {
-    this.write('trace', args);
-  }
-
   silent(): void {}
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.root.child({ ...this.bindings, ...bindings }, options);
   }
-
-  private write(level: Level, [first, ...rest]: unknown[]): void {
-    const root = this.root;
-    if (!(root as Partial<Logger>).isLevelEnabled?.(level)) return;
-    const log = root[level] as (obj: object, ...args: unknown[]) => void;
-    if (first instanceof Error) log.call(root, { ...this.bindings, err: first }, ...(rest.length ? rest : [first.message]));
-    else if (typeof first === 'object' && first !== null) log.call(root, { ...this.bindings, ...first }, ...rest);
-    else log.call(root, this.bindings, first, ...rest);
-  }
+}
+for (const level of LEVELS) {
+  RequestLog.prototype[level] = function (this: RequestLog, ...args: unknown[]) {
+    writeLine(this.root, this.bindings, level, args);
+  } as FastifyBaseLogger[Level];
 }
 
 /**

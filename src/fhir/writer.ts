@@ -6,9 +6,9 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Resource } from '@medplum/fhirtypes';
-import { extractIndex } from '../search/extract.js';
+import { extractIndex, type IndexRows } from '../search/extract.js';
 import type { Queryable, Transaction } from '../store/db.js';
-import type { ResourceStore, StoredResource } from '../store/resources.js';
+import type { NewVersion, ResourceStore, StoredResource } from '../store/resources.js';
 import { errors, FhirError } from './outcomes.js';
 import type { RequestContext } from './types.js';
 import { hasErrors, validateResource } from './validation/validator.js';
@@ -205,17 +205,7 @@ export class ResourceWriter {
     this.beforeStore(stored);
     const tx = q as Partial<Transaction>;
     if (current) {
-      const conflict = () => errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`);
-      const updated = this.store.update(q, current, row, index.rows);
-      // The row is locked: the UPDATE's answer is known. In a transaction it comes with COMMIT's
-      // (what follows that must see the new version is sent after it on the same connection).
-      if (tx.expect) {
-        tx.expect(
-          updated.then((done) => {
-            if (!done) throw conflict();
-          }),
-        );
-      } else if (!(await updated)) throw conflict();
+      await this.updateLocked(q, current, row, index.rows);
     } else if (record && tx.defer && !index.compartments.length) {
       // Nothing in the transaction looks for a record outside every patient's compartment (the
       // hooks that search match by patient), so its row can go with COMMIT: one round trip less.
@@ -341,14 +331,27 @@ export class ResourceWriter {
     const written: WrittenVersion = { type, id, version, lastUpdated: now, content: null };
     const stored: StoredWrite = { q, ctx, type, id, method: 'DELETE', version: written, previous: JSON.parse(current.content as string) as Resource, compartments: current.compartments, writer: this };
     this.beforeStore(stored);
-    await this.store.update(
-      q,
-      current,
-      { type, id, version, lastUpdated: now.toISOString(), method: 'DELETE', content: null, compartments: [] },
-      undefined,
-    );
+    await this.updateLocked(q, current, { type, id, version, lastUpdated: now.toISOString(), method: 'DELETE', content: null, compartments: [] }, undefined);
     await this.afterStore(stored);
     return written;
+  }
+
+  /**
+   * Stores the next version of a row this transaction has locked. The UPDATE's answer is known
+   * under the lock, so in a transaction it comes with COMMIT's (what follows that must see the
+   * new version is sent after it on the same connection); a row at another version fails it.
+   */
+  private async updateLocked(q: Queryable, current: StoredResource, row: NewVersion, index: IndexRows | undefined): Promise<void> {
+    const conflict = () => errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`);
+    const updated = this.store.update(q, current, row, index);
+    const tx = q as Partial<Transaction>;
+    if (tx.expect) {
+      tx.expect(
+        updated.then((done) => {
+          if (!done) throw conflict();
+        }),
+      );
+    } else if (!(await updated)) throw conflict();
   }
 
   /** What is compared to decide whether an update changes anything. */

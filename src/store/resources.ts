@@ -144,7 +144,12 @@ function indexDigest(params: unknown[][]): string {
  * rows' digest; UPDATE adds the rid last.
  */
 function versionParams(v: NewVersion, index: unknown[][], digest = indexDigest(index)): unknown[] {
-  return [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments, ...index, v.method, digest];
+  return [...rowParams(v), ...index, v.method, digest];
+}
+
+/** $1–$7 of versionParams: the resource's row. */
+function rowParams(v: NewVersion): unknown[] {
+  return [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments];
 }
 
 const INDEX = indexWriteCtes('r', 8);
@@ -381,7 +386,7 @@ export class ResourceStore {
     const digest = indexDigest(params);
     try {
       if (digest === target.indexDigest) {
-        await q.query(UPDATE_KEEPING_INDEX_SQL, [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments, v.method, target.rid]);
+        await q.query(UPDATE_KEEPING_INDEX_SQL, [...rowParams(v), v.method, target.rid]);
       } else {
         await Promise.all([q.query(GENERIC_PLANS), q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]), q.query(AUTO_PLANS)]);
       }
