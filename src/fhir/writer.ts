@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Resource } from '@medplum/fhirtypes';
 import { extractIndex, type IndexRows } from '../search/extract.js';
-import type { Queryable, Transaction } from '../store/db.js';
+import { type Queryable, sqlState, type Transaction } from '../store/db.js';
 import type { NewVersion, ResourceStore, StoredResource } from '../store/resources.js';
 import { errors, FhirError } from './outcomes.js';
 import type { RequestContext } from './types.js';
@@ -31,6 +31,9 @@ export interface WriteResult {
 }
 
 type Method = 'POST' | 'PUT' | 'PATCH';
+
+/** SQLSTATE of a statement that broke a unique constraint: an INSERT of an id that exists. */
+const UNIQUE_VIOLATION = '23505';
 
 /** A write about to be stored: what domain rules see and may adjust (or refuse by throwing). */
 export interface PendingWrite {
@@ -167,21 +170,25 @@ export class ResourceWriter {
     return candidate;
   }
 
-  /** Stores `candidate` (hooks already applied) as the next version after `current`. */
+  /**
+   * Stores `candidate` (hooks already applied) as the next version after `current`. `kind`: an
+   * update (which may create, under the client's id), a create under a new id, or a record the
+   * server built (a create not validated again).
+   */
   private async write(
     q: Queryable,
     ctx: RequestContext,
     candidate: Resource,
     method: Method,
     current: StoredResource | undefined,
-    record = false,
+    kind: 'update' | 'create' | 'record',
   ): Promise<WriteResult | undefined> {
     const version = (current?.version ?? 0) + 1;
     // lastUpdated never goes backwards for a resource, even if the clock does.
     const now = new Date(Math.max(Date.now(), (current?.lastUpdated.getTime() ?? 0) + 1));
     const live = current && !current.deleted && current.content ? current : undefined;
     const previous = live ? (JSON.parse(live.content as string) as Resource) : undefined;
-    const prepared = this.prepare(candidate, candidate.id as string, version, now, record);
+    const prepared = this.prepare(candidate, candidate.id as string, version, now, kind === 'record');
     const index = extractIndex(prepared, ctx.baseUrl);
     ctx.access.checkWrite({
       type: prepared.resourceType,
@@ -206,13 +213,22 @@ export class ResourceWriter {
     const tx = q as Partial<Transaction>;
     if (current) {
       await this.updateLocked(q, current, row, index.rows);
-    } else if (record && tx.defer && !index.compartments.length) {
+    } else if (kind === 'update') {
+      // Someone created the same type/id between our lock attempt and the insert.
+      if ((await this.store.insert(q, row, index.rows)) === undefined) return undefined;
+    } else if (kind === 'record' && tx.defer && !index.compartments.length) {
       // Nothing in the transaction looks for a record outside every patient's compartment (the
       // hooks that search match by patient), so its row can go with COMMIT: one round trip less.
       this.store.insertWithCommit(tx as Transaction, row, index.rows);
-    } else if ((await this.store.insert(q, row, index.rows)) === undefined) {
-      // Someone created the same type/id between our lock attempt and the insert.
-      return undefined;
+    } else {
+      // A new id: the INSERT can only fail, and a failed statement takes the transaction down, so
+      // in a transaction its answer comes with COMMIT's. What follows (the rest of a Bundle's
+      // entries) goes out behind it without waiting: a transaction's creates cost no round trip each.
+      const inserted = this.store.insertNew(q, row, index.rows).catch((err: unknown) => {
+        throw sqlState(err) === UNIQUE_VIOLATION ? errors.conflict(`${row.type}/${row.id} already exists`) : err;
+      });
+      if (tx.expect) tx.expect(inserted);
+      else await inserted;
     }
     await this.afterStore(stored);
     return {
@@ -238,9 +254,7 @@ export class ResourceWriter {
   }
 
   private async createAs(q: Queryable, ctx: RequestContext, withId: Resource, trusted: boolean): Promise<WriteResult> {
-    const result = await this.write(q, ctx, await this.applyHooks(q, ctx, withId, 'POST', undefined), 'POST', undefined, trusted);
-    if (!result) throw errors.conflict(`${withId.resourceType}/${String(withId.id)} already exists`);
-    return result;
+    return (await this.write(q, ctx, await this.applyHooks(q, ctx, withId, 'POST', undefined), 'POST', undefined, trusted ? 'record' : 'create')) as WriteResult;
   }
 
   /**
@@ -307,7 +321,7 @@ export class ResourceWriter {
         changed: false,
       };
     }
-    return this.write(q, ctx, candidate, options.method ?? 'PUT', current);
+    return this.write(q, ctx, candidate, options.method ?? 'PUT', current, 'update');
   }
 
   /**

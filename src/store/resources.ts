@@ -172,7 +172,7 @@ SELECT rid FROM r`;
 }
 
 const INSERT_SQL = insertSql(true);
-const INSERT_WITH_COMMIT_SQL = insertSql(false);
+const INSERT_NEW_SQL = insertSql(false);
 
 /** The UPDATE of a resource's current version and its history row: `index` adds the rewriting of its index rows. */
 function updateSql(index: boolean): string {
@@ -318,19 +318,27 @@ export class ResourceStore {
     return (await q.query<VersionRow<StoredText>>(c.sql, c.parameters, AS_BYTES))[0];
   }
 
-  /** Inserts version 1 (or the first version under a client id). Returns undefined if (type, id) exists. */
+  /** Inserts version 1 under an id the client chose (update as create). Returns undefined if (type, id) exists. */
   async insert(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<number | undefined> {
     const rows = await q.query<{ rid: number }>(INSERT_SQL, versionParams(v, indexParams(index)));
     return rows[0]?.rid;
   }
 
   /**
-   * Inserts version 1 of a resource with a new, server-made id as the transaction's last
-   * statement, sent with COMMIT (Transaction.defer): for records no statement of the transaction
-   * reads. An id that exists fails the transaction.
+   * Inserts version 1 of a resource with a new, server-made id: the statement fails (SQLSTATE
+   * 23505, unique_violation) when type/id exists, taking its transaction down with it — so it
+   * can be sent without waiting for its answer (Transaction.expect).
+   */
+  insertNew(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<unknown> {
+    return q.query(INSERT_NEW_SQL, versionParams(v, indexParams(index)));
+  }
+
+  /**
+   * insertNew as the transaction's last statement, sent with COMMIT (Transaction.defer): for
+   * records no statement of the transaction reads.
    */
   insertWithCommit(tx: Transaction, v: NewVersion, index: IndexRows | undefined): void {
-    tx.defer({ text: INSERT_WITH_COMMIT_SQL, params: versionParams(v, indexParams(index)) });
+    tx.defer({ text: INSERT_NEW_SQL, params: versionParams(v, indexParams(index)) });
   }
 
   /**
