@@ -4,8 +4,8 @@ import { productionCommand, serverCommand } from '../../bench/lib/server.js';
 
 describe('the server\'s command', () => {
   it('is read from the start script: the variables it sets and the Node options', () => {
-    expect(serverCommand('npm run build && MALLOC_ARENA_MAX=2 TZ=UTC node --max-old-space-size=256 --max-semi-space-size=32 dist/main.js')).toEqual({
-      args: ['--max-old-space-size=256', '--max-semi-space-size=32'],
+    expect(serverCommand('npm run build && MALLOC_ARENA_MAX=2 TZ=UTC node --max-old-space-size=256 --max-semi-space-size=16 dist/main.js')).toEqual({
+      args: ['--max-old-space-size=256', '--max-semi-space-size=16'],
       env: { MALLOC_ARENA_MAX: '2', TZ: 'UTC' },
     });
     expect(serverCommand('node dist/main.js')).toEqual({ args: [], env: {} });
