@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Resource } from '@medplum/fhirtypes';
 import { extractIndex, type IndexRows } from '../search/extract.js';
-import { type Queryable, sqlState, type Transaction } from '../store/db.js';
+import type { Queryable, Transaction } from '../store/db.js';
 import type { NewVersion, ResourceStore, StoredResource } from '../store/resources.js';
 import { errors, FhirError } from './outcomes.js';
 import type { RequestContext } from './types.js';
@@ -31,9 +31,6 @@ export interface WriteResult {
 }
 
 type Method = 'POST' | 'PUT' | 'PATCH';
-
-/** SQLSTATE of a statement that broke a unique constraint: an INSERT of an id that exists. */
-const UNIQUE_VIOLATION = '23505';
 
 /** A write about to be stored: what domain rules see and may adjust (or refuse by throwing). */
 export interface PendingWrite {
@@ -221,14 +218,9 @@ export class ResourceWriter {
       // hooks that search match by patient), so its row can go with COMMIT: one round trip less.
       this.store.insertWithCommit(tx as Transaction, row, index.rows);
     } else {
-      // A new id: the INSERT can only fail, and a failed statement takes the transaction down, so
-      // in a transaction its answer comes with COMMIT's. What follows (the rest of a Bundle's
-      // entries) goes out behind it without waiting: a transaction's creates cost no round trip each.
-      const inserted = this.store.insertNew(q, row, index.rows).catch((err: unknown) => {
-        throw sqlState(err) === UNIQUE_VIOLATION ? errors.conflict(`${row.type}/${row.id} already exists`) : err;
-      });
-      if (tx.expect) tx.expect(inserted);
-      else await inserted;
+      // A new id: the INSERT can only fail, taking the transaction with it. What follows (the rest
+      // of a Bundle's entries) goes out behind it: a transaction's creates cost no round trip each.
+      await this.settle(q, this.store.insertNew(q, row, index.rows), () => errors.conflict(`${row.type}/${row.id} already exists`));
     }
     await this.afterStore(stored);
     return {
@@ -356,16 +348,23 @@ export class ResourceWriter {
    * new version is sent after it on the same connection); a row at another version fails it.
    */
   private async updateLocked(q: Queryable, current: StoredResource, row: NewVersion, index: IndexRows | undefined): Promise<void> {
-    const conflict = () => errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`);
-    const updated = this.store.update(q, current, row, index);
+    await this.settle(q, this.store.update(q, current, row, index), () =>
+      errors.versionConflict(`${row.type}/${row.id} was changed by someone else; read it again and retry`),
+    );
+  }
+
+  /**
+   * The answer of a statement that fails as a whole rather than do nothing (its transaction with
+   * it): in a transaction taken with COMMIT's (Transaction.expect), without waiting for it here;
+   * `refusal` is what a false answer throws.
+   */
+  private async settle(q: Queryable, done: Promise<boolean>, refusal: () => FhirError): Promise<void> {
+    const answered = done.then((ok) => {
+      if (!ok) throw refusal();
+    });
     const tx = q as Partial<Transaction>;
-    if (tx.expect) {
-      tx.expect(
-        updated.then((done) => {
-          if (!done) throw conflict();
-        }),
-      );
-    } else if (!(await updated)) throw conflict();
+    if (tx.expect) tx.expect(answered);
+    else await answered;
   }
 
   /** What is compared to decide whether an update changes anything. */

@@ -188,6 +188,22 @@ SELECT coalesce((SELECT rid FROM r), samplan_version_moved(${rid}::bigint)) AS r
 
 /** SQLSTATE of an update that found its row at another version (migration 016). */
 const VERSION_MOVED = 'SP409';
+/** SQLSTATE of an INSERT of a type/id that exists. */
+const UNIQUE_VIOLATION = '23505';
+
+/**
+ * True once `statement` has run; false when it failed with `state` — as a whole, nothing written
+ * (and in a transaction, the transaction with it).
+ */
+async function failsAs(state: string, statement: Promise<unknown>): Promise<boolean> {
+  try {
+    await statement;
+    return true;
+  } catch (err) {
+    if (sqlState(err) === state) return false;
+    throw err;
+  }
+}
 
 const UPDATE_SQL = updateSql(true);
 const UPDATE_KEEPING_INDEX_SQL = updateSql(false);
@@ -325,12 +341,12 @@ export class ResourceStore {
   }
 
   /**
-   * Inserts version 1 of a resource with a new, server-made id: the statement fails (SQLSTATE
-   * 23505, unique_violation) when type/id exists, taking its transaction down with it — so it
-   * can be sent without waiting for its answer (Transaction.expect).
+   * Inserts version 1 of a resource with a new, server-made id. False when type/id exists: the
+   * statement then fails as a whole (unique_violation) rather than skip it, taking its transaction
+   * down with it — so the caller need not wait for its answer (Transaction.expect).
    */
-  insertNew(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<unknown> {
-    return q.query(INSERT_NEW_SQL, versionParams(v, indexParams(index)));
+  async insertNew(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<boolean> {
+    return failsAs(UNIQUE_VIOLATION, q.query(INSERT_NEW_SQL, versionParams(v, indexParams(index))));
   }
 
   /**
@@ -392,18 +408,12 @@ export class ResourceStore {
   async update(q: Queryable, target: { rid: number; indexDigest?: string | null }, v: NewVersion, index: IndexRows | undefined): Promise<boolean> {
     const params = indexParams(index);
     const digest = indexDigest(params);
-    try {
-      if (digest === target.indexDigest) {
-        await q.query(UPDATE_KEEPING_INDEX_SQL, [...rowParams(v), v.method, target.rid]);
-      } else {
-        await Promise.all([q.query(GENERIC_PLANS), q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]), q.query(AUTO_PLANS)]);
-      }
-      return true;
-    } catch (err) {
-      // The statement failed as a whole (nothing written); in a transaction, the transaction with it.
-      if (sqlState(err) === VERSION_MOVED) return false;
-      throw err;
-    }
+    if (digest === target.indexDigest) return failsAs(VERSION_MOVED, q.query(UPDATE_KEEPING_INDEX_SQL, [...rowParams(v), v.method, target.rid]));
+    // The UPDATE's failure comes first; the AUTO_PLANS after it fails as aborted.
+    return failsAs(
+      VERSION_MOVED,
+      Promise.all([q.query(GENERIC_PLANS), q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]), q.query(AUTO_PLANS)]),
+    );
   }
 
   /**

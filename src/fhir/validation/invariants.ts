@@ -148,6 +148,12 @@ const plainlyThere = (v: unknown): boolean => !isAbsent(v) && (!Array.isArray(v)
 
 type Term = (elements: Map<string, unknown>) => boolean;
 
+/** An element's name as an expression names it (`periodUnit`); not a type (`Period`), variable or function. */
+const NAME = '[a-z][A-Za-z0-9]*';
+const LEADING_NAME = new RegExp(`^${NAME}`);
+const NAME_STEP = new RegExp(`^\\.${NAME}(?![A-Za-z0-9(])`);
+const EXISTS = new RegExp(`^(${NAME})\\.exists\\(\\)$`);
+
 /**
  * A term about one of the context's own elements, x, that its JSON answers: `x.exists()` (x is
  * there), `x >= 0` (a number not below 0), and — true where x is not there — `x.empty()`,
@@ -155,7 +161,7 @@ type Term = (elements: Map<string, unknown>) => boolean;
  * (`x.coding.where(…).empty()`: nothing comes of nothing).
  */
 function plainTerm(term: string): Term | undefined {
-  const name = /^[a-z][A-Za-z0-9]*/.exec(term)?.[0];
+  const name = LEADING_NAME.exec(term)?.[0];
   if (!name) return undefined;
   const absent: Term = (elements) => !elements.has(name);
   let rest = term.slice(name.length);
@@ -170,7 +176,7 @@ function plainTerm(term: string): Term | undefined {
   for (;;) {
     if (rest === '.empty()') return absent;
     const filter = /^\.(?:where|select)(?=\()/.exec(rest)?.[0];
-    const step = filter ?? /^\.[a-z][A-Za-z0-9]*(?![A-Za-z0-9(])/.exec(rest)?.[0];
+    const step = filter ?? NAME_STEP.exec(rest)?.[0];
     if (!step) return undefined;
     const group = filter ? groupLength(rest.slice(step.length)) : 0;
     if (filter && !group) return undefined;
@@ -197,7 +203,7 @@ function plainShortcut(expression: string): ((value: unknown, type: string) => b
   if (implication.length === 2) {
     // `x.exists() implies y`: true where x is not there, or where y plainly holds.
     const [left, right] = implication as [string, string];
-    const name = /^([a-z][A-Za-z0-9]*)\.exists\(\)$/.exec(left)?.[1];
+    const name = EXISTS.exec(left)?.[1];
     const then = plainTerm(right);
     return name ? anyTerm([(elements) => !elements.has(name), ...(then ? [then] : [])]) : undefined;
   }
