@@ -74,10 +74,13 @@ function changeOver(history: readonly Measured[], code: Coding[] | undefined, va
   return earlier ? value - earlier.value : undefined;
 }
 
+/** When a check-in was made: its effective time, else now. */
+const madeAt = (check: Observation): number => Date.parse(check.effectiveDateTime ?? '') || Date.now();
+
 /** Which zone's thresholds the measurements cross (the worst), with why. `history` holds the patient's earlier measurements. */
 export function zoneFromMeasurements(plan: CarePlan, check: Observation, history: readonly Measured[] = []): { level: ZoneLevel; reason: string } | undefined {
   let worst: { level: ZoneLevel; reason: string } | undefined;
-  const at = Date.parse(check.effectiveDateTime ?? '') || Date.now();
+  const at = madeAt(check);
   for (const zone of plan.extension?.filter((e) => e.url === EXTENSION.zone) ?? []) {
     const level = one(zone, 'level')?.valueCode as ZoneLevel | undefined;
     if (!level || level === 'green') continue;
@@ -119,35 +122,61 @@ export function zoneFromMeasurements(plan: CarePlan, check: Observation, history
   return worst;
 }
 
-/** The longest period a change-over threshold of the plan looks back, if any. */
-function lookBackMs(plan: CarePlan): number | undefined {
-  const periods = (plan.extension ?? [])
-    .filter((e) => e.url === EXTENSION.zone)
-    .flatMap((z) => sub(z, 'threshold'))
-    .map((t) => durationMs(one(t, 'changeOver')?.valueDuration))
-    .filter((ms): ms is number => ms !== undefined);
-  return periods.length ? Math.max(...periods) : undefined;
+/** A measurement a change-over threshold of the plan compares with its earlier values, and over how long. */
+interface LookBack {
+  coding: Coding[];
+  periodMs: number;
 }
 
-/** The patient's measurements from check-ins in the period before `at` (found with the search engine, as a search would). */
-async function earlierMeasurements(q: Queryable, patient: string, at: number, periodMs: number, baseUrl: string): Promise<Measured[]> {
-  const query = parseSearch(
+/** The plan's change-over thresholds that the check-in has a value for: only those need earlier check-ins. */
+function lookBacks(plan: CarePlan, check: Observation): LookBack[] {
+  const measured = (check.component ?? []).filter((c) => c.valueQuantity?.value !== undefined);
+  return (plan.extension ?? [])
+    .filter((e) => e.url === EXTENSION.zone)
+    .flatMap((z) => sub(z, 'threshold'))
+    .flatMap((t): LookBack[] => {
+      const coding = one(t, 'measurement')?.valueCodeableConcept?.coding;
+      const periodMs = durationMs(one(t, 'changeOver')?.valueDuration);
+      return coding?.length && periodMs !== undefined && measured.some((c) => sameMeasurement(c.code?.coding, coding)) ? [{ coding, periodMs }] : [];
+    });
+}
+
+/** Check-ins read a page at a time, earliest first, until one has a value of the measurement. */
+const PAGE = 10;
+
+/**
+ * The patient's first measurement of `look.coding` from a check-in in the period before `at`
+ * (found with the search engine, as a search would): the only earlier value a change over that
+ * period is measured from. A patient whose device sends a check-in every quarter of an hour has
+ * hundreds in three days; they are read in date order and only until the first with a value.
+ */
+async function firstMeasurement(q: Queryable, patient: string, look: LookBack, at: number, baseUrl: string): Promise<Measured | undefined> {
+  const codes = look.coding.filter((c) => c.code).map((c) => (c.system ? `${c.system}|${c.code}` : (c.code as string)));
+  let query = parseSearch(
     'Observation',
     [
       ['subject', patient],
       ['code', `${CHECK_IN_CODE.system}|${CHECK_IN_CODE.code}`],
-      ['date', `ge${new Date(at - periodMs).toISOString()}`],
+      ['component-code', codes.join(',')],
+      ['date', `ge${new Date(at - look.periodMs).toISOString()}`],
       ['date', `lt${new Date(at).toISOString()}`],
-      ['_count', '200'],
+      ['_sort', 'date'],
+      ['_count', String(PAGE)],
+      ['_total', 'none'],
     ],
     { strict: true, baseUrl },
   );
-  const result = await executeSearch(q, query, undefined);
-  return result.matches.flatMap((row) => {
-    const o = JSON.parse(row.content as string) as Observation;
-    const when = Date.parse(o.effectiveDateTime ?? '');
-    return Number.isNaN(when) ? [] : (o.component ?? []).flatMap((c) => (c.valueQuantity?.value !== undefined ? [{ at: when, code: c.code?.coding, value: c.valueQuantity.value }] : []));
-  });
+  for (;;) {
+    const result = await executeSearch(q, query, undefined);
+    for (const row of result.matches) {
+      const o = JSON.parse(row.content as string) as Observation;
+      const when = Date.parse(o.effectiveDateTime ?? '');
+      const value = (o.component ?? []).find((c) => c.valueQuantity?.value !== undefined && sameMeasurement(c.code?.coding, look.coding))?.valueQuantity?.value;
+      if (value !== undefined && when < at && when >= at - look.periodMs) return { at: when, code: look.coding, value };
+    }
+    if (!result.next) return undefined;
+    query = { ...query, cursor: result.next };
+  }
 }
 
 async function followUp(store: ResourceStore, w: StoredWrite, check: Observation): Promise<void> {
@@ -155,12 +184,13 @@ async function followUp(store: ResourceStore, w: StoredWrite, check: Observation
   const planRef = check.basedOn?.map((b) => (b.reference ? parseLocalReference(b.reference) : undefined)).find((r) => r?.type === 'CarePlan');
   const planRow = planRef ? await store.read(w.q, 'CarePlan', planRef.id) : undefined;
   const plan = planRow?.content ? (JSON.parse(planRow.content) as CarePlan) : undefined;
-  const lookBack = plan ? lookBackMs(plan) : undefined;
   const patient = check.subject?.reference;
-  const history =
-    plan && lookBack !== undefined && patient && check.component?.length
-      ? await earlierMeasurements(w.q, patient, Date.parse(check.effectiveDateTime ?? '') || Date.now(), lookBack, w.ctx.baseUrl)
-      : [];
+  const at = madeAt(check);
+  const history: Measured[] = [];
+  for (const look of plan && patient ? lookBacks(plan, check) : []) {
+    const first = await firstMeasurement(w.q, patient as string, look, at, w.ctx.baseUrl);
+    if (first) history.push(first);
+  }
   const measured = plan ? zoneFromMeasurements(plan, check, history) : undefined;
   const level = [reported, measured?.level].filter((z): z is ZoneLevel => !!z).sort((a, b) => RANK[b] - RANK[a])[0];
   if (!level || level === 'green') return;

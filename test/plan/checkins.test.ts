@@ -148,6 +148,25 @@ describe('check-ins', () => {
     expect(gained[0]?.description).toContain('Vekt har endret seg +2.5 kg på 3 døgn');
   });
 
+  it('measures a change from the earliest weight in the period, however many check-ins came after it, and in whatever order they arrived', async () => {
+    const day = 86_400_000;
+    // A month back, clear of the other tests' check-ins: a scale that sends a reading every few
+    // minutes (210 in one day), then, synchronised late, one from the day before them.
+    const today = Date.now() - 30 * day;
+    const at = (offset: number) => new Date(today - offset).toISOString();
+    for (let i = 0; i < 210; i++) {
+      const res = await t.system('POST', 'Observation', checkIn('green', [[MEASUREMENT.weight, 80, 'kg']], new Date(at(day - i * 60_000))));
+      expect(res.status).toBe(201);
+    }
+    const late = await t.system('POST', 'Observation', checkIn('green', [[MEASUREMENT.weight, 79, 'kg']], new Date(at(2 * day))));
+    expect(late.status).toBe(201);
+    const res = await asCitizen(t, ANNE, 'POST', 'Observation', { body: checkIn('green', [[MEASUREMENT.weight, 81.5, 'kg']], new Date(today)) });
+    expect(res.status, res.text).toBe(201);
+    const { tasks } = await followUps(`Observation/${res.body.id}`);
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]?.description).toContain('Vekt har endret seg +2.5 kg på 3 døgn');
+  });
+
   it('refuses a check-in without a zone or a plan, with the element named', async () => {
     const { valueCodeableConcept: _v, ...noZone } = checkIn('green');
     const a = await asCitizen(t, ANNE, 'POST', 'Observation', { body: noZone });

@@ -11,7 +11,8 @@ import type { Bundle, CarePlan, Goal } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { citizenByKey } from '../../src/demo/population.js';
 import { OID } from '../../src/no/identifiers.js';
-import { CHECK_IN_CODE, CODE_SYSTEM } from '../../src/plan/conventions.js';
+import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION } from '../../src/plan/conventions.js';
+import { MEASUREMENT } from '../../src/plan/templates/build.js';
 import { SUBSCRIPTION_EXTENSION } from '../../src/plan/subscriptions/index.js';
 import type { Database, Queryable, Transaction } from '../../src/store/db.js';
 import { startTestServer, type TestServer } from '../support/app.js';
@@ -66,7 +67,24 @@ beforeAll(async () => {
 
   const plans = await clinician('GET', `CarePlan?subject=Patient/${patient}`);
   const plan = (plans.body as Bundle<CarePlan>).entry?.[0]?.resource as CarePlan;
-  const updated = await clinician('PUT', `CarePlan/${plan.id}`, { ...plan, goal: [{ reference: `Goal/${goal.body.id}` }] });
+  // A change-over threshold (weight up more than 2 kg in 3 days), so that the check-in below looks up earlier ones.
+  const yellow = {
+    url: EXTENSION.zone,
+    extension: [
+      { url: 'level', valueCode: 'yellow' },
+      { url: 'action', valueString: 'Ta en ekstra vanndrivende tablett' },
+      {
+        url: 'threshold',
+        extension: [
+          { url: 'measurement', valueCodeableConcept: MEASUREMENT.weight },
+          { url: 'comparator', valueCode: '>' },
+          { url: 'value', valueQuantity: { value: 2, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' } },
+          { url: 'changeOver', valueDuration: { value: 3, unit: 'døgn', system: 'http://unitsofmeasure.org', code: 'd' } },
+        ],
+      },
+    ],
+  };
+  const updated = await clinician('PUT', `CarePlan/${plan.id}`, { ...plan, extension: [...(plan.extension ?? []), yellow], goal: [{ reference: `Goal/${goal.body.id}` }] });
   expect(updated.status, updated.text).toBe(200);
   for (const path of [`CarePlan/${plan.id}`, `CarePlan/${plan.id}/_history/1`, `CarePlan/${plan.id}/_history`, `CarePlan/${plan.id}/$versions`, `CarePlan/${plan.id}/$diff?from=1&to=2`, `Goal?subject=Patient/${patient}&_sort=-_lastUpdated&_count=5`]) {
     const res = await clinician('GET', path);
@@ -89,6 +107,7 @@ beforeAll(async () => {
       basedOn: [{ reference: `CarePlan/${plan.id}` }],
       effectiveDateTime: new Date().toISOString(),
       valueCodeableConcept: { coding: [{ system: CODE_SYSTEM.zone, code: 'yellow' }] },
+      component: [{ code: MEASUREMENT.weight, valueQuantity: { value: 81, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' } }],
     },
   });
   expect(checkIn.status, checkIn.text).toBe(201);
@@ -129,6 +148,8 @@ describe('every statement of a day of plan work', () => {
   it('is answered from indexes', async () => {
     const statements = [...recorded].filter(([text]) => !NOT_PLANNED.test(text));
     expect(statements.length).toBeGreaterThan(40);
+    // Among them the check-in's look for the earliest weight in the threshold's period.
+    expect(statements.some(([text, params]) => /^\s*SELECT/i.test(text) && params.includes('29463-7'))).toBe(true);
     const failures: string[] = [];
     for (const [text, params] of statements) {
       const plan = await t.database.db.transaction(async (tx) => {
