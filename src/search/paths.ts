@@ -25,8 +25,6 @@ export type PlainPath = (root: TypedValue) => TypedValue[] | undefined;
 interface Branch {
   /** Member names after the root (the root's own type name, if written, is dropped). */
   steps: readonly Step[];
-  /** `(path as Type)` or `path.as(Type)`: only values of this type. */
-  as?: string;
   /** `path.where(resolve() is Type)`: only references to this type. */
   resolvesTo?: string;
 }
@@ -37,31 +35,41 @@ type Candidates = ReadonlyArray<readonly [key: string, type: string]>;
 /** One member name, with the candidates of the type last seen at this step (nearly always the only one). */
 interface Step {
   readonly name: string;
+  /** `(path as Type)`, `path as Type` or `path.as(Type)` ending at this step: only values of this type go on. */
+  readonly as?: string;
   seenType?: string;
   seen?: Candidates;
 }
 
 const NAME = '[A-Za-z][A-Za-z0-9]*';
 const PATH = new RegExp(`^${NAME}(?:\\.${NAME})*$`);
-const CAST = new RegExp(`^\\(\\s*(${NAME}(?:\\.${NAME})*)\\s+as\\s+(${NAME})\\s*\\)$`);
+// A cast in parentheses may be followed by more steps: `(Observation.value as CodeableConcept).text`.
+// Without them it is what unwrapParentheses leaves of `(path as Type)` (`as` binds tighter than `|`).
+const CAST = new RegExp(`^\\(\\s*(${NAME}(?:\\.${NAME})*)\\s+as\\s+(${NAME})\\s*\\)((?:\\.${NAME})*)$`);
+const BARE_CAST = new RegExp(`^(${NAME}(?:\\.${NAME})*)\\s+as\\s+(${NAME})$`);
 const CAST_CALL = new RegExp(`^(${NAME}(?:\\.${NAME})*)\\.as\\((${NAME})\\)$`);
 const RESOLVES = new RegExp(`^(${NAME}(?:\\.${NAME})*)\\.where\\(resolve\\(\\) is (${NAME})\\)$`);
 
 function parseBranch(branch: string, resourceType: string): Branch | undefined {
-  const cast = CAST.exec(branch) ?? CAST_CALL.exec(branch);
+  const cast = CAST.exec(branch) ?? BARE_CAST.exec(branch) ?? CAST_CALL.exec(branch);
   const resolves = RESOLVES.exec(branch);
   const path = cast?.[1] ?? resolves?.[1] ?? branch;
   if (!PATH.test(path)) return undefined;
-  const [first, ...rest] = path.split('.') as [string, ...string[]];
-  // An upper-case first name is a type: FHIRPath takes the resource itself only when it is that type.
-  const steps = /^[A-Z]/.test(first) ? (first === resourceType ? rest : undefined) : [first, ...rest];
-  if (!steps) return undefined;
+  const names = /^[A-Z]/.test(path) ? topSteps(path, resourceType) : path.split('.');
+  // `as(DateTime)` names the FHIRPath system type of a FHIR `dateTime`.
+  const as = cast ? (cast[2] as string).replace(/^DateTime$/, 'dateTime') : undefined;
+  if (!names || (as && !names.length)) return undefined;
+  const after = cast?.[3] ? cast[3].slice(1).split('.') : [];
   return {
-    steps: steps.map((name) => ({ name })),
-    // `as(DateTime)` names the FHIRPath system type of a FHIR `dateTime`.
-    ...(cast ? { as: (cast[2] as string).replace(/^DateTime$/, 'dateTime') } : {}),
+    steps: [...names.map((name, i): Step => (as && i === names.length - 1 ? { name, as } : { name })), ...after.map((name): Step => ({ name }))],
     ...(resolves ? { resolvesTo: resolves[2] as string } : {}),
   };
+}
+
+/** The member names of a path that starts with a type name: FHIRPath takes the resource itself only when it is that type. */
+function topSteps(path: string, resourceType: string): string[] | undefined {
+  const [first, ...rest] = path.split('.') as [string, ...string[]];
+  return first === resourceType ? rest : undefined;
 }
 
 /** `(a | b)` → `a | b`, when the parentheses enclose the whole expression. */
@@ -105,9 +113,8 @@ function walk(branch: Branch, root: TypedValue): TypedValue[] | undefined {
   for (const s of branch.steps) {
     const next: TypedValue[] = [];
     for (const tv of current) if (!step(tv, s, next)) return undefined;
-    current = next;
+    current = s.as ? next.filter((tv) => tv.type === s.as) : next;
   }
-  if (branch.as) return current.filter((tv) => tv.type === branch.as);
   if (branch.resolvesTo) {
     const kept: TypedValue[] = [];
     for (const tv of current) {

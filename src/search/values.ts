@@ -10,10 +10,18 @@ export const MAX_INDEXED_STRING = 256;
 const FOLDED: Record<string, string> = { ø: 'o', æ: 'ae', œ: 'oe', ß: 'ss', đ: 'd', ł: 'l', þ: 'th', ð: 'd' };
 
 /**
+ * Printable ASCII words with single spaces between them: their normal form is their lower case.
+ * Most indexed text is like that (codes' displays, most names): the test spares it decomposition
+ * and four more passes, a fifth of a check-in's index extraction.
+ */
+const PLAIN_ASCII = /^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/;
+
+/**
  * Case- and accent-insensitive form of a string, as FHIR string search requires: "Tromsø" and
  * "tromso" match, as do "Åse" and "ase".
  */
 export function normalizeString(value: string): string {
+  if (value.length <= MAX_INDEXED_STRING && PLAIN_ASCII.test(value)) return value.toLowerCase();
   return value
     .toLowerCase()
     .replace(/[øæœßđłþð]/g, (c) => FOLDED[c] as string)

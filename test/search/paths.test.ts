@@ -216,7 +216,10 @@ describe('plain-path search expressions', () => {
     expect(compilePlainPath('Observation.subject.where(resolve() is Patient)', 'Observation')).toBeTypeOf('function');
     expect(compilePlainPath('Condition.onset.as(dateTime) | Condition.onset.as(Period)', 'Condition')).toBeTypeOf('function');
     expect(compilePlainPath("Patient.telecom.where(system='phone')", 'Patient')).toBeUndefined();
-    expect(compilePlainPath('(Observation.value as CodeableConcept).text', 'Observation')).toBeUndefined();
+    expect(compilePlainPath('(Observation.value as CodeableConcept).text', 'Observation')).toBeTypeOf('function');
+    expect(compilePlainPath('(Observation.component.value as CodeableConcept)', 'Observation')).toBeTypeOf('function');
+    expect(compilePlainPath('(Observation.value as string) | (Observation.value as CodeableConcept).text', 'Observation')).toBeTypeOf('function');
+    expect(compilePlainPath('(Observation.value as CodeableConcept).text.where(true)', 'Observation')).toBeUndefined();
     // A path written for another type selects nothing in FHIRPath: left to it.
     expect(compilePlainPath('Patient.name', 'Goal')).toBeUndefined();
   });
@@ -229,11 +232,15 @@ describe('plain-path search expressions', () => {
     const rows = extractIndex(patient, 'http://localhost/fhir').rows;
     expect(rows.date.filter(([sp]) => sp === birthdate.sp)).toEqual([[birthdate.sp, '1948-03-02T00:00:00.000Z', '1948-03-03T00:00:00.000Z']]);
     expect(rows.string.filter(([sp]) => sp === given.sp).map(([, norm]) => norm)).toEqual(['kari', 'anne']);
-    // By FHIRPath too: `(Observation.value as string) | (Observation.value as CodeableConcept).text` is not a plain path.
+    // By the walk of a cast: `(Observation.value as string) | (Observation.value as CodeableConcept).text`.
     const observation = { resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'x' }, valueString: 'Tungpust', _valueString: extension } as Resource;
     const valueString = searchRegistry().get('Observation', 'value-string') as ParamDef;
-    expect(compilePlainPath(valueString.expression, 'Observation')).toBeUndefined();
     expect(extractIndex(observation, 'http://localhost/fhir').rows.string.filter(([sp]) => sp === valueString.sp).map(([, norm]) => norm)).toEqual(['tungpust']);
+    // By FHIRPath too: `relatedArtifact.where(type='depends-on').resource` is not a plain path.
+    const definition = { resourceType: 'PlanDefinition', id: 'd1', status: 'active', relatedArtifact: [{ type: 'depends-on', resource: 'http://example.org/Library/kols', _resource: extension }] } as unknown as Resource;
+    const dependsOn = searchRegistry().get('PlanDefinition', 'depends-on') as ParamDef;
+    expect(compilePlainPath(dependsOn.expression, 'PlanDefinition')).toBeUndefined();
+    expect(extractIndex(definition, 'http://localhost/fhir').rows.reference.filter(([sp]) => sp === dependsOn.sp).map(([, , , url]) => url)).toEqual(['http://example.org/Library/kols']);
   });
 
   // Stored before the validator refused `"coding": {}` (a 500 on create, found by the fuzzer):

@@ -45,6 +45,28 @@ describe('string normalisation', () => {
     expect(normalizeString('Tromsø Ærlig')).toBe('tromso aerlig');
     expect(normalizeString('Müller')).toBe('muller');
   });
+  it('gives plain ASCII text (taken by a shorter way) the form the whole folding gives it', () => {
+    const folded = (v: string) =>
+      v
+        .toLowerCase()
+        .replace(/[øæœßđłþð]/g, (c) => ({ ø: 'o', æ: 'ae', œ: 'oe', ß: 'ss', đ: 'd', ł: 'l', þ: 'th', ð: 'd' })[c] as string)
+        .normalize('NFD')
+        .replace(/\p{M}/gu, '')
+        .toLowerCase()
+        .replace(/\s+/g, ' ')
+        .trim()
+        .slice(0, 256);
+    const alphabet = ['a', 'Z', 'q', '0', '-', '|', '~', '!', ' ', ' ', '  ', '\t', '\n', 'ø', 'Å', 'e\u0301', '\u00a0', 'İ', 'K'];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 5000; i++) {
+      const length = Math.floor(next() * (i % 10 === 0 ? 300 : 12));
+      const text = Array.from({ length }, () => alphabet[Math.floor(next() * (i % 2 ? 10 : alphabet.length))]).join('');
+      expect(normalizeString(text), JSON.stringify(text)).toBe(folded(text));
+    }
+    expect(normalizeString('Oxygen saturation in Arterial blood by Pulse oximetry')).toBe('oxygen saturation in arterial blood by pulse oximetry');
+    expect(normalizeString('x'.repeat(300))).toHaveLength(256);
+  });
   it('escapes LIKE wildcards', () => {
     expect(escapeLike('50%_a\\b')).toBe('50\\%\\_a\\\\b');
   });
