@@ -4,7 +4,10 @@
  * - `sp`, a stable 32-bit hash of "<Type>.<code>" ("Resource.<code>" for the base parameters
  *   shared by all types) that keys its rows in the idx_* tables;
  * - its FHIRPath expression cut down to the branches for this type (shared definitions such as
- *   clinical-patient list thirty types in one union) and parsed once.
+ *   clinical-patient list thirty types in one union) and parsed once;
+ * - where its expression is the union of other parameters' of the type (Observation's combo-code
+ *   is code | component-code), those parameters: it is searched by their rows and has none of its
+ *   own, a third of a check-in's index rows.
  */
 import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import type { SearchParameter } from '@medplum/fhirtypes';
@@ -33,7 +36,14 @@ export interface ParamDef {
   readonly targets: readonly string[];
   /** Composite parameters: the components, each with its expression relative to the base value. */
   readonly components?: readonly CompositeComponent[];
+  /** The parameters whose union this one is: it is searched by their rows and not indexed itself. */
+  readonly unionOf?: readonly ParamDef[];
   readonly description?: string;
+}
+
+/** The keys of the index rows a search on `param` looks at. */
+export function rowKeys(param: ParamDef): number[] {
+  return param.unionOf ? param.unionOf.map((p) => p.sp) : [param.sp];
 }
 
 /** Parameters answered from columns of the resources table rather than index rows. */
@@ -111,6 +121,13 @@ export class SearchRegistry {
         this.byType.get(base)?.set(code, def);
       }
     }
+    for (const params of this.byType.values()) {
+      const unions = [...params.values()].flatMap((def) => {
+        const unionOf = unionOfOthers(def, params);
+        return unionOf ? [{ ...def, unionOf }] : [];
+      });
+      for (const def of unions) params.set(def.code, def);
+    }
   }
 
   private build(p: SearchParameter, base: string): ParamDef | undefined {
@@ -173,8 +190,37 @@ export class SearchRegistry {
 
   /** Every parameter that is indexed for `type`: its own and the base ones. */
   indexed(type: string): ParamDef[] {
-    return [...this.forType(type), ...this.base().filter((p) => !COLUMN_PARAMS.has(p.code))];
+    return [...this.forType(type).filter((p) => !p.unionOf), ...this.base().filter((p) => !COLUMN_PARAMS.has(p.code))];
   }
+}
+
+/** What makes two parameters select the same values: type, expression, and a composite's components. */
+function selects(type: ParamType, branches: readonly string[], components: readonly CompositeComponent[] | undefined): string {
+  return `${type}:${branches.join(' | ')}${components ? `#${components.map((c) => `${c.param.type}:${c.expression}`).join(',')}` : ''}`;
+}
+
+/**
+ * The other parameters of the type whose expressions, one after the other, are `def`'s branches,
+ * if there are such (at least two). A reference parameter is left alone: its rows carry more than
+ * its values (identifiers, includes).
+ */
+function unionOfOthers(def: ParamDef, params: ReadonlyMap<string, ParamDef>): ParamDef[] | undefined {
+  const branches = splitUnion(def.expression);
+  if (def.type === 'reference' || branches.length < 2) return undefined;
+  const others = new Map<string, ParamDef>();
+  for (const p of params.values()) if (p !== def) others.set(selects(p.type, splitUnion(p.expression), p.components), p);
+  const parts: ParamDef[] = [];
+  let i = 0;
+  while (i < branches.length) {
+    // The longest run of branches from here that is another parameter's whole expression.
+    let length = branches.length - i;
+    let part: ParamDef | undefined;
+    while (length >= 1 && !(part = others.get(selects(def.type, branches.slice(i, i + length), def.components)))) length--;
+    if (!part) return undefined;
+    parts.push(part);
+    i += length;
+  }
+  return parts.length >= 2 ? parts : undefined;
 }
 
 /**

@@ -25,8 +25,9 @@ import { extractIndex } from './extract.js';
  *    are indexed, `path.as(Type)` filters by type.
  * 3: a composite's value pair is one row, its components' codes and systems in columns
  *    (migration 014), not one row for every way to name it.
+ * 4: a parameter that is the union of others (Observation's combo-*) has no rows of its own.
  */
-export const INDEX_VERSION = 3;
+export const INDEX_VERSION = 4;
 
 const LOCK_TIMEOUT = '200ms';
 const RETRY_MS = 1000;

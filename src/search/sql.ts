@@ -11,7 +11,7 @@ import { identifierSp } from './extract.js';
 import type { CompositePart, Cursor, Filter, ParamFilter, Prefix, SearchQuery, SortKey, TokenValue, Value } from './query.js';
 import { type ReadRule, servedColumns } from '../store/resources.js';
 import type { StoredText } from '../store/db.js';
-import type { ParamDef } from './registry.js';
+import { type ParamDef, rowKeys } from './registry.js';
 import { shaped } from './shapes.js';
 import { escapeLike, type DateRange, type NumberValue } from './values.js';
 
@@ -246,9 +246,9 @@ class FilterCompiler {
     const x = this.alias('x');
     const identifier = f.modifier === 'identifier';
     const table = identifier ? 'idx_token' : TABLE[f.param.type];
-    const sp = identifier ? identifierSp(f.param) : f.param.sp;
+    const rowsOf = identifier ? sql`${column(x, 'sp')} = ${identifierSp(f.param)}` : keyOf(x, f.param);
     const exists = (condition: Fragment): Fragment =>
-      sql`EXISTS (SELECT 1 FROM ${sql.table(table)} AS ${sql.id(x)} WHERE ${column(x, 'rid')} = ${column(r, 'rid')} AND ${column(x, 'sp')} = ${sp} AND ${condition})`;
+      sql`EXISTS (SELECT 1 FROM ${sql.table(table)} AS ${sql.id(x)} WHERE ${column(x, 'rid')} = ${column(r, 'rid')} AND ${rowsOf} AND ${condition})`;
     const first = f.values[0];
     if (first?.type === 'missing') return first.missing ? sql`NOT ${exists(TRUE)}` : exists(TRUE);
     const condition = or(f.values.map((v) => valueCondition(f, v, x)));
@@ -285,7 +285,14 @@ function sortKeyExpression(key: SortKey, r: string): Fragment {
     uri: sql`value`,
     composite: sql`key`,
   };
-  return sql`(SELECT ${agg}(${value[p.type]}) FROM ${sql.table(TABLE[p.type])} WHERE rid = ${column(r, 'rid')} AND sp = ${p.sp})`;
+  return sql`(SELECT ${agg}(${value[p.type]}) FROM ${sql.table(TABLE[p.type])} WHERE rid = ${column(r, 'rid')} AND ${keyOf(undefined, p)})`;
+}
+
+/** The condition that an index row (aliased `x`, else unqualified) is one of `param`'s (a union's: one of its parts'). */
+function keyOf(x: string | undefined, param: ParamDef): Fragment {
+  const sp = x ? column(x, 'sp') : sql`sp`;
+  const keys = rowKeys(param);
+  return keys.length === 1 ? sql`${sp} = ${keys[0]}` : sql`${sp} = ANY(${keys}::int[])`;
 }
 
 /** The WHERE conditions of a search (types, compartment, access rule, filters), on resources aliased `r`. */

@@ -5,6 +5,7 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractIndex } from '../../src/search/extract.js';
+import { searchRegistry } from '../../src/search/registry.js';
 import { BASE, startTestServer, type TestServer } from '../support/app.js';
 
 const LOINC = 'http://loinc.org';
@@ -49,6 +50,7 @@ beforeAll(async () => {
   await make('red', checkIn('red', 87, '2026-11-21T08:00:00Z'));
   await make('nosystem', { resourceType: 'Observation', status: 'final', subject: { reference: `Patient/${ids.kari}` }, code: { coding: [{ code: 'zone' }] }, valueCodeableConcept: { coding: [{ code: 'green' }] } });
   await make('dated', { resourceType: 'Observation', status: 'final', subject: { reference: `Patient/${ids.kari}` }, code: { coding: [{ system: LOINC, code: '8665-2' }] }, valueDateTime: '2026-10-01' });
+  await make('measured', { resourceType: 'Observation', status: 'final', subject: { reference: `Patient/${ids.kari}` }, code: { coding: [{ system: LOINC, code: '59408-5' }] }, valueQuantity: { value: 91, unit: '%', system: 'http://unitsofmeasure.org', code: '%' } });
   await make('texted', { resourceType: 'Observation', status: 'final', subject: { reference: `Patient/${ids.kari}` }, code: { coding: [{ system: LOINC, code: '72166-2' }] }, valueString: 'Tidligere røyker' });
 });
 
@@ -98,11 +100,44 @@ describe('composite values that cannot be searched', () => {
   });
 });
 
+describe('a combo parameter: the Observation\'s own values and its components\'', () => {
+  it('matches either, negated and missing as one parameter', async () => {
+    expect(await names('Observation?combo-code=59408-5')).toEqual(['green', 'measured', 'red']);
+    expect(await names(`Observation?combo-code=${LOINC}|59408-5,zone`)).toEqual(['green', 'measured', 'nosystem', 'red']);
+    expect(await names('Observation?combo-code:not=59408-5')).toEqual(['dated', 'nosystem', 'texted']);
+    expect(await names('Observation?combo-value-concept:missing=true')).toEqual(['dated', 'measured', 'texted']);
+    expect(await names('Observation?combo-value-quantity=gt90')).toEqual(['green', 'measured']);
+    expect(await names(`Observation?combo-value-concept=${ZONE}|red`)).toEqual(['red']);
+  });
+  it('sorts by the lowest or highest of either', async () => {
+    const order = async (query: string) => {
+      const res = await t.request<Bundle>('GET', query);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return (res.body.entry ?? []).map((e) => Object.entries(ids).find(([, id]) => id === e.resource?.id)?.[0]);
+    };
+    expect(await order('Observation?combo-code=59408-5&_sort=combo-value-quantity')).toEqual(['red', 'measured', 'green']);
+    expect(await order('Observation?combo-code=59408-5&_sort=-combo-value-quantity')).toEqual(['green', 'measured', 'red']);
+  });
+});
+
 describe('the index', () => {
-  it('holds one row per value pair', () => {
-    const rows = extractIndex(checkIn('green', 96, '2026-11-20T08:00:00Z'), BASE).rows.composite;
-    // code-value-concept and combo-code-value-concept: one pair each; component-code-value-quantity
-    // and combo-code-value-quantity: one pair each, once per way to name the unit ('', '%', UCUM|%).
-    expect(rows).toHaveLength(2 + 2 * 3);
+  it('holds one row per value pair, and none for a combo parameter (searched by the rows of the two it joins)', () => {
+    const { rows } = extractIndex(checkIn('green', 96, '2026-11-20T08:00:00Z'), BASE);
+    // code-value-concept: one pair; component-code-value-quantity: one pair, once per way to name
+    // the unit ('', '%', UCUM|%). combo-code-value-concept and combo-code-value-quantity: none.
+    expect(rows.composite).toHaveLength(1 + 3);
+    const combos = searchRegistry()
+      .forType('Observation')
+      .filter((p) => p.code.startsWith('combo-'));
+    expect(combos.map((p) => [p.code, p.unionOf?.map((q) => q.code)])).toEqual([
+      ['combo-code', ['code', 'component-code']],
+      ['combo-data-absent-reason', ['data-absent-reason', 'component-data-absent-reason']],
+      ['combo-value-concept', ['value-concept', 'component-value-concept']],
+      ['combo-value-quantity', ['value-quantity', 'component-value-quantity']],
+      ['combo-code-value-concept', ['code-value-concept', 'component-code-value-concept']],
+      ['combo-code-value-quantity', ['code-value-quantity', 'component-code-value-quantity']],
+    ]);
+    const keys = new Set(combos.map((p) => p.sp));
+    expect(Object.values(rows).flat().filter((row) => keys.has(row[0] as number))).toEqual([]);
   });
 });
