@@ -11,7 +11,7 @@ import { SYSTEM_ACCESS } from '../fhir/access.js';
 import { parseLocalReference } from '../fhir/references.js';
 import type { StoredWrite, WriteHook } from '../fhir/writer.js';
 import { executeSearch } from '../search/execute.js';
-import { parseSearch } from '../search/parse.js';
+import { escapeSearchValue, parseSearch } from '../search/parse.js';
 import type { Queryable } from '../store/db.js';
 import type { ResourceStore } from '../store/resources.js';
 import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION, FLAG_CODE, TASK_CODE, ZONE_DISPLAY, type ZoneLevel } from './conventions.js';
@@ -151,7 +151,8 @@ const PAGE = 10;
  * hundreds in three days; they are read in date order and only until the first with a value.
  */
 async function firstMeasurement(q: Queryable, patient: string, look: LookBack, at: number, baseUrl: string): Promise<Measured | undefined> {
-  const codes = look.coding.filter((c) => c.code).map((c) => (c.system ? `${c.system}|${c.code}` : (c.code as string)));
+  const codes = look.coding.filter((c) => c.code).map((c) => (c.system ? `${escapeSearchValue(c.system)}|${escapeSearchValue(c.code as string)}` : escapeSearchValue(c.code as string)));
+  if (!codes.length) return undefined;
   let query = parseSearch(
     'Observation',
     [

@@ -76,6 +76,11 @@ export function splitEscaped(value: string, sep: string): string[] {
   return parts;
 }
 
+/** Escapes a value's `\` `,` `|` `$` for a search parameter (its reverse is unescape). */
+export function escapeSearchValue(value: string): string {
+  return value.replace(/[\\,|$]/g, '\\$&');
+}
+
 /** Removes the remaining FHIR escapes (`\,` `\|` `\$` `\\`). */
 function unescape(value: string): string {
   return value.replace(/\\([\\,|$])/g, '$1');

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dateRange, escapeLike, normalizeString, parseNumber } from '../../src/search/values.js';
+import { escapeSearchValue, parseSearch } from '../../src/search/parse.js';
+import type { ParamFilter } from '../../src/search/query.js';
 
 describe('dateRange', () => {
   it.each([
@@ -69,5 +71,16 @@ describe('string normalisation', () => {
   });
   it('escapes LIKE wildcards', () => {
     expect(escapeLike('50%_a\\b')).toBe('50\\%\\_a\\\\b');
+  });
+});
+
+describe('search value escapes', () => {
+  it('let a system and codes with , | $ and \\ through the parser unchanged', () => {
+    const system = 'urn:x|y';
+    const codes = ['a,b', 'c$d\\e'];
+    const value = codes.map((c) => `${escapeSearchValue(system)}|${escapeSearchValue(c)}`).join(',');
+    const query = parseSearch('Observation', [['component-code', value]], { strict: true, baseUrl: 'http://localhost/fhir' });
+    const filter = query.filters[0] as ParamFilter;
+    expect(filter.values).toEqual(codes.map((code) => ({ type: 'token', token: { system, code } })));
   });
 });
