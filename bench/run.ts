@@ -66,6 +66,7 @@ async function benchmark(kind: DbKind): Promise<{ db: string; ingest: IngestResu
       });
       goals.push({ id: made.body.id as string, nin: p.nin, patientId: p.patientId, version: 1 });
     }
+    await db.settle();
     const fixture: Fixture = { url: server.url, clinician, machine, patients: loaded, goals, model: models[0] as Fixture['model'] };
     const results: LoadResult[] = [];
     for (const scenario of scenarios(fixture)) {
