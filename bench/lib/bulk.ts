@@ -328,6 +328,9 @@ export async function bulkLoad(options: BulkOptions): Promise<BulkResult> {
       },
     );
     await createIndexes(db, dropped, options.log);
+    // The planner's statistics for what was loaded, as autovacuum would give them a minute or so
+    // later: until then a search may take the wrong index (docs/performance.md, night of 27 November).
+    await db.query('ANALYZE');
     const seconds = (performance.now() - started) / 1000;
     const indexSeconds = (performance.now() - indexStarted) / 1000;
     return {
