@@ -43,7 +43,7 @@ export interface ParamDef {
 
 /** The keys of the index rows a search on `param` looks at. */
 export function rowKeys(param: ParamDef): number[] {
-  return param.unionOf ? param.unionOf.map((p) => p.sp) : [param.sp];
+  return param.unionOf ? param.unionOf.flatMap(rowKeys) : [param.sp];
 }
 
 /** Parameters answered from columns of the resources table rather than index rows. */
@@ -122,11 +122,19 @@ export class SearchRegistry {
       }
     }
     for (const params of this.byType.values()) {
-      const unions = [...params.values()].flatMap((def) => {
-        const unionOf = unionOfOthers(def, params);
-        return unionOf ? [{ ...def, unionOf }] : [];
-      });
-      for (const def of unions) params.set(def.code, def);
+      const bySelection = new Map<string, ParamDef>();
+      for (const p of params.values()) bySelection.set(selects(p.type, splitUnion(p.expression), p.components), p);
+      const unions = new Map<string, ParamDef[]>();
+      for (const def of params.values()) {
+        const parts = unionOfOthers(def, bySelection);
+        if (parts) unions.set(def.code, parts);
+      }
+      // A part may itself be a union (its parts have fewer branches, so this ends).
+      const linked = (p: ParamDef): ParamDef => {
+        const parts = unions.get(p.code);
+        return parts ? { ...p, unionOf: parts.map(linked) } : p;
+      };
+      for (const code of unions.keys()) params.set(code, linked(params.get(code) as ParamDef));
     }
   }
 
@@ -200,27 +208,26 @@ function selects(type: ParamType, branches: readonly string[], components: reado
 }
 
 /**
- * The other parameters of the type whose expressions, one after the other, are `def`'s branches,
- * if there are such (at least two). A reference parameter is left alone: its rows carry more than
- * its values (identifiers, includes).
+ * The other parameters of the type (`bySelection`: its parameters by what they select) whose
+ * expressions, one after the other, are `def`'s branches, if there are such (at least two). A
+ * reference parameter is left alone: its rows carry more than its values (identifiers, includes).
  */
-function unionOfOthers(def: ParamDef, params: ReadonlyMap<string, ParamDef>): ParamDef[] | undefined {
+function unionOfOthers(def: ParamDef, bySelection: ReadonlyMap<string, ParamDef>): ParamDef[] | undefined {
   const branches = splitUnion(def.expression);
   if (def.type === 'reference' || branches.length < 2) return undefined;
-  const others = new Map<string, ParamDef>();
-  for (const p of params.values()) if (p !== def) others.set(selects(p.type, splitUnion(p.expression), p.components), p);
   const parts: ParamDef[] = [];
   let i = 0;
   while (i < branches.length) {
-    // The longest run of branches from here that is another parameter's whole expression.
-    let length = branches.length - i;
+    // The longest run of branches from here that is another parameter's whole expression (never
+    // all of them: that is def's own).
+    let length = branches.length - i - (i === 0 ? 1 : 0);
     let part: ParamDef | undefined;
-    while (length >= 1 && !(part = others.get(selects(def.type, branches.slice(i, i + length), def.components)))) length--;
+    while (length >= 1 && !(part = bySelection.get(selects(def.type, branches.slice(i, i + length), def.components)))) length--;
     if (!part) return undefined;
     parts.push(part);
     i += length;
   }
-  return parts.length >= 2 ? parts : undefined;
+  return parts;
 }
 
 /**
