@@ -128,17 +128,21 @@ interface LookBack {
   periodMs: number;
 }
 
-/** The plan's change-over thresholds that the check-in has a value for: only those need earlier check-ins. */
+/**
+ * The plan's change-over thresholds that the check-in has a value for: only those need earlier
+ * check-ins. Once each: a yellow and a red zone often look at the same change over the same days.
+ */
 function lookBacks(plan: CarePlan, check: Observation): LookBack[] {
   const measured = (check.component ?? []).filter((c) => c.valueQuantity?.value !== undefined);
-  return (plan.extension ?? [])
-    .filter((e) => e.url === EXTENSION.zone)
-    .flatMap((z) => sub(z, 'threshold'))
-    .flatMap((t): LookBack[] => {
-      const coding = one(t, 'measurement')?.valueCodeableConcept?.coding;
-      const periodMs = durationMs(one(t, 'changeOver')?.valueDuration);
-      return coding?.length && periodMs !== undefined && measured.some((c) => sameMeasurement(c.code?.coding, coding)) ? [{ coding, periodMs }] : [];
-    });
+  const looks = new Map<string, LookBack>();
+  for (const t of (plan.extension ?? []).filter((e) => e.url === EXTENSION.zone).flatMap((z) => sub(z, 'threshold'))) {
+    const coding = one(t, 'measurement')?.valueCodeableConcept?.coding;
+    const periodMs = durationMs(one(t, 'changeOver')?.valueDuration);
+    if (coding?.length && periodMs !== undefined && measured.some((c) => sameMeasurement(c.code?.coding, coding))) {
+      looks.set(JSON.stringify([coding.map((c) => [c.system, c.code]), periodMs]), { coding, periodMs });
+    }
+  }
+  return [...looks.values()];
 }
 
 /** Check-ins read a page at a time, earliest first, until one has a value of the measurement. */

@@ -48,6 +48,10 @@ beforeAll(async () => {
       ]),
       zone('red', [
         threshold(MEASUREMENT.spo2, '<', [{ url: 'value', valueQuantity: { value: 88, unit: '%', system: 'http://unitsofmeasure.org', code: '%' } }]),
+        threshold(MEASUREMENT.weight, '>', [
+          { url: 'value', valueQuantity: { value: 4, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' } },
+          { url: 'changeOver', valueDuration: { value: 3, unit: 'døgn', system: 'http://unitsofmeasure.org', code: 'd' } },
+        ]),
         { url: 'emergency', valueBoolean: true },
       ]),
     ],
@@ -165,6 +169,19 @@ describe('check-ins', () => {
     const { tasks } = await followUps(`Observation/${res.body.id}`);
     expect(tasks).toHaveLength(1);
     expect(tasks[0]?.description).toContain('Vekt har endret seg +2.5 kg på 3 døgn');
+  });
+
+  it('weighs a change against both zones\' thresholds over the same days: up more than 4 kg is red', async () => {
+    const day = 86_400_000;
+    const today = Date.now() - 60 * day;
+    const before = await asCitizen(t, ANNE, 'POST', 'Observation', { body: checkIn('green', [[MEASUREMENT.weight, 80, 'kg']], new Date(today - 2 * day)) });
+    expect(before.status, before.text).toBe(201);
+    const res = await asCitizen(t, ANNE, 'POST', 'Observation', { body: checkIn('green', [[MEASUREMENT.weight, 84.5, 'kg']], new Date(today)) });
+    expect(res.status, res.text).toBe(201);
+    const { tasks } = await followUps(`Observation/${res.body.id}`);
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]?.priority).toBe('stat');
+    expect(tasks[0]?.description).toContain('Vekt har endret seg +4.5 kg på 3 døgn');
   });
 
   it('refuses a check-in without a zone or a plan, with the element named', async () => {
