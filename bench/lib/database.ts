@@ -22,7 +22,7 @@ export interface BenchDatabase {
    * Brings a freshly loaded database to where its maintenance leaves it in use: VACUUM ANALYZE on
    * PostgreSQL, whose autovacuum gets to new tables only a minute or so later (until then the
    * planner works from empty statistics and a plan may pick the wrong index: the plan Bundle's
-   * patient lookup read 370 blocks instead of 143); nothing on PGlite, whose server analyses
+   * patient lookup read 370 blocks instead of about 100); nothing on PGlite, whose server analyses
    * every so many commits by itself.
    */
   settle(): Promise<void>;

@@ -15,10 +15,15 @@ const SELF = 'urn:example:self-report';
 let t: TestServer;
 const ids: Record<string, string> = {};
 
-async function names(query: string): Promise<string[]> {
+/** The names of the resources a search finds, in the order it gives them. */
+async function found(query: string): Promise<string[]> {
   const res = await t.request<Bundle>('GET', query);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return (res.body.entry ?? []).map((e) => Object.entries(ids).find(([, id]) => id === e.resource?.id)?.[0] ?? String(e.resource?.id)).sort();
+  return (res.body.entry ?? []).map((e) => Object.entries(ids).find(([, id]) => id === e.resource?.id)?.[0] ?? String(e.resource?.id));
+}
+
+async function names(query: string): Promise<string[]> {
+  return (await found(query)).sort();
 }
 
 async function make(key: string, resource: Resource): Promise<void> {
@@ -110,13 +115,8 @@ describe('a combo parameter: the Observation\'s own values and its components\''
     expect(await names(`Observation?combo-value-concept=${ZONE}|red`)).toEqual(['red']);
   });
   it('sorts by the lowest or highest of either', async () => {
-    const order = async (query: string) => {
-      const res = await t.request<Bundle>('GET', query);
-      expect(res.status, JSON.stringify(res.body)).toBe(200);
-      return (res.body.entry ?? []).map((e) => Object.entries(ids).find(([, id]) => id === e.resource?.id)?.[0]);
-    };
-    expect(await order('Observation?combo-code=59408-5&_sort=combo-value-quantity')).toEqual(['red', 'measured', 'green']);
-    expect(await order('Observation?combo-code=59408-5&_sort=-combo-value-quantity')).toEqual(['green', 'measured', 'red']);
+    expect(await found('Observation?combo-code=59408-5&_sort=combo-value-quantity')).toEqual(['red', 'measured', 'green']);
+    expect(await found('Observation?combo-code=59408-5&_sort=-combo-value-quantity')).toEqual(['green', 'measured', 'red']);
   });
 });
 
