@@ -5,7 +5,14 @@
  * from which client system, and the outcome. Writes record theirs in the same database
  * transaction as the change; reads wait for their record to be stored (group-committed with
  * concurrent reads) before any data is returned. The table is append-only (see migration 003).
+ *
+ * A record is stored compactly (migration 017): what differs from request to request (the
+ * interaction, outcome, entities, search parameter names) in `audit_events`, and the agents and
+ * purpose — the same for every request a person makes from one place — once in `audit_agents`.
+ * The AuditEvent is put together when the trail is read (`renderAuditEvent`), the same text that
+ * was stored whole before; records stored before the migration are served as stored.
  */
+import { createHash } from 'node:crypto';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
 import type { RequestContext } from '../fhir/types.js';
 import { OID } from '../no/identifiers.js';
@@ -48,11 +55,36 @@ export interface AuditRecord {
   queryParams?: readonly string[];
 }
 
+/** The parts of a record that depend only on who asked: stored once in `audit_agents`, by key. */
+export interface AuditAgents {
+  /** A digest of the two texts below. */
+  key: string;
+  /** The AuditEvent's `agent` array, as JSON. */
+  agents: string;
+  /** Its `purposeOfEvent` array, as JSON, or '' when there is none. */
+  purpose: string;
+}
+
+/** A record as stored: `content` holds what differs from request to request (see `renderAuditEvent`). */
 export interface StoredAuditEvent {
   id: string;
   recorded: string;
   patientId: string | null;
+  agents: AuditAgents;
   content: string;
+}
+
+/** The compact record in `audit_events.content`. */
+interface CompactRecord {
+  interaction: string;
+  operation?: { name: string; definition: string };
+  /** The AuditEvent's outcome code: 0, 4 or 8. */
+  outcome: string;
+  outcomeDesc?: string;
+  /** References of the entities besides the patient (`patient_id`), with their versions. */
+  entity: string[];
+  /** Names of the search parameters used. */
+  query?: string[];
 }
 
 const ACTION: Record<string, AuditEvent['action']> = {
@@ -132,27 +164,26 @@ const SOURCE = JSON.stringify({
 } satisfies AuditEvent['source']);
 const NO_PRINCIPAL = JSON.stringify([{ who: { display: 'Samplan' }, requestor: true }] satisfies AuditEventAgent[]);
 
-/** The parts of a record that depend only on who asked: its agents, and the purpose of a clinician's request. */
-interface PrincipalParts {
-  agents: string;
-  /** `,"purposeOfEvent":[…]`, or '' when there is none. */
-  purpose: string;
-}
+const agentsOf = (agents: string, purpose: string): AuditAgents => ({
+  key: createHash('sha256').update(agents).update('\n').update(purpose).digest('base64url').slice(0, 22),
+  agents,
+  purpose,
+});
 
 /**
  * By principal: the authenticator hands out the same principal object while a client sends the
- * same token and headers, so these parts are serialised once per principal.
+ * same token and headers, so these parts are serialised (and their key computed) once per principal.
  */
-const partsByPrincipal = new WeakMap<Principal, PrincipalParts>();
-const NO_PRINCIPAL_PARTS: PrincipalParts = { agents: NO_PRINCIPAL, purpose: '' };
+const partsByPrincipal = new WeakMap<Principal, AuditAgents>();
+const NO_PRINCIPAL_PARTS = agentsOf(NO_PRINCIPAL, '');
 
-function principalParts(p: Principal | undefined): PrincipalParts {
+function principalParts(p: Principal | undefined): AuditAgents {
   if (!p) return NO_PRINCIPAL_PARTS;
   let parts = partsByPrincipal.get(p);
   if (parts === undefined) {
     const purpose: AuditEvent['purposeOfEvent'] =
       p.kind === 'personnel' ? [{ coding: [coding(AUDIT_CODES.accessBasis, p.accessBasis)], ...(p.reason ? { text: p.reason } : {}) }] : undefined;
-    parts = { agents: JSON.stringify(agents(p)), purpose: purpose ? `,"purposeOfEvent":${JSON.stringify(purpose)}` : '' };
+    parts = agentsOf(JSON.stringify(agents(p)), purpose ? JSON.stringify(purpose) : '');
     partsByPrincipal.set(p, parts);
   }
   return parts;
@@ -161,7 +192,7 @@ function principalParts(p: Principal | undefined): PrincipalParts {
 /** `"subtype":[…],"action":"…"` of an interaction without an operation: the same for every request. */
 const interactionParts = new Map<string, string>();
 
-function subtypeAndAction(record: AuditRecord): string {
+function subtypeAndAction(record: Pick<CompactRecord, 'interaction' | 'operation'>): string {
   let text = record.operation ? undefined : interactionParts.get(record.interaction);
   if (text === undefined) {
     const subtype: Coding[] = [
@@ -174,71 +205,131 @@ function subtypeAndAction(record: AuditRecord): string {
   return text;
 }
 
+const reference = (e: AuditedEntity) => `${e.type}/${e.id}${e.version !== undefined ? `/_history/${e.version}` : ''}`;
+
 /**
- * The AuditEvent for a request, and the row that stores it. Its JSON is put together from parts,
- * the constant ones and the agents serialised once (JSON.stringify of the whole record was most of
- * its 10 µs for a read, 31 µs for a plan Bundle's 25 entities); each part is JSON.stringify's, so
- * the text is what JSON.stringify would make of the AuditEvent (test/security/audit.test.ts).
+ * The record of a request, as stored. Its compact part is put together as text (it is made for
+ * every read; JSON.stringify of each value), the agents' parts are the principal's, made once.
  */
 export function auditEvent(record: AuditRecord): StoredAuditEvent {
   const { ctx } = record;
   const now = Date.now();
-  const id = timeOrderedUuid(now);
-  const recorded = new Date(now).toISOString();
   const patientId = ctx.patientIds?.[0] ?? record.entities.find((e) => e.type === 'Patient')?.id ?? null;
   const entities: string[] = [];
-  if (patientId) entities.push(`{"what":{"reference":${JSON.stringify(`Patient/${patientId}`)}},${PATIENT_ENTITY}}`);
-  for (const e of record.entities) {
-    if (e.type === 'Patient' && e.id === patientId) continue;
-    const reference = `${e.type}/${e.id}${e.version !== undefined ? `/_history/${e.version}` : ''}`;
-    entities.push(`{"what":{"reference":${JSON.stringify(reference)}},${RESOURCE_ENTITY}}`);
-  }
-  if (record.queryParams?.length) {
+  for (const e of record.entities) if (e.type !== 'Patient' || e.id !== patientId) entities.push(reference(e));
+  const params = record.queryParams?.length ? [...new Set(record.queryParams)] : undefined;
+  const content =
+    `{"interaction":${JSON.stringify(record.interaction)}` +
+    (record.operation ? `,"operation":${JSON.stringify({ name: record.operation.name, definition: record.operation.definition })}` : '') +
+    `,"outcome":"${record.outcome === 'success' ? '0' : record.outcome === 'refused' ? '4' : '8'}"` +
+    (record.outcomeText ? `,"outcomeDesc":${JSON.stringify(record.outcomeText.slice(0, 500))}` : '') +
+    `,"entity":${JSON.stringify(entities)}` +
+    (params ? `,"query":${JSON.stringify(params)}` : '') +
+    '}';
+  return { id: timeOrderedUuid(now), recorded: new Date(now).toISOString(), patientId, agents: principalParts(ctx.principal), content };
+}
+
+/** A row of the trail as `AUDIT_SELECT` reads it. */
+export interface AuditRow {
+  id: string;
+  recorded: Date | string;
+  patient_id: string | null;
+  content: string;
+  /** NULL for a record stored whole, before migration 017. */
+  agents: string | null;
+  purpose: string | null;
+}
+
+/** Reads the trail's rows with their agents; add WHERE, ORDER BY (`e.` is the record, `a.` its agents). */
+export const AUDIT_SELECT = 'SELECT e.seq, e.id, e.recorded, e.patient_id, e.content, a.agents, a.purpose FROM audit_events e LEFT JOIN audit_agents a ON a.key = e.agents_key';
+
+/**
+ * The AuditEvent of a stored record: its JSON is put together from parts, the constant ones
+ * serialised once; each part is JSON.stringify's, so the text is what JSON.stringify would make of
+ * the AuditEvent (test/security/audit.test.ts).
+ */
+export function renderAuditEvent(row: AuditRow): string {
+  if (row.agents === null) return row.content;
+  const r = JSON.parse(row.content) as CompactRecord;
+  const recorded = JSON.stringify(typeof row.recorded === 'string' ? new Date(row.recorded).toISOString() : row.recorded.toISOString());
+  const entities: string[] = [];
+  if (row.patient_id) entities.push(`{"what":{"reference":${JSON.stringify(`Patient/${row.patient_id}`)}},${PATIENT_ENTITY}}`);
+  for (const e of r.entity) entities.push(`{"what":{"reference":${JSON.stringify(e)}},${RESOURCE_ENTITY}}`);
+  if (r.query) {
     entities.push(
       JSON.stringify({
         type: coding('http://terminology.hl7.org/CodeSystem/audit-entity-type', '2', 'System Object'),
         role: coding('http://terminology.hl7.org/CodeSystem/object-role', '24', 'Query'),
-        description: `Search parameters: ${[...new Set(record.queryParams)].join(', ')}`,
+        description: `Search parameters: ${r.query.join(', ')}`,
       } satisfies AuditEventEntity),
     );
   }
-  const { agents: agentsText, purpose } = principalParts(ctx.principal);
-  const content =
-    `{"resourceType":"AuditEvent","id":${JSON.stringify(id)},"meta":{"versionId":"1","lastUpdated":${JSON.stringify(recorded)}}` +
-    `,"type":${EVENT_TYPE},${subtypeAndAction(record)}` +
-    `,"recorded":${JSON.stringify(recorded)},"outcome":${JSON.stringify(record.outcome === 'success' ? '0' : record.outcome === 'refused' ? '4' : '8')}` +
-    (record.outcomeText ? `,"outcomeDesc":${JSON.stringify(record.outcomeText.slice(0, 500))}` : '') +
-    purpose +
-    `,"agent":${agentsText},"source":${SOURCE}` +
+  return (
+    `{"resourceType":"AuditEvent","id":${JSON.stringify(row.id)},"meta":{"versionId":"1","lastUpdated":${recorded}}` +
+    `,"type":${EVENT_TYPE},${subtypeAndAction(r)}` +
+    `,"recorded":${recorded},"outcome":${JSON.stringify(r.outcome)}` +
+    (r.outcomeDesc !== undefined ? `,"outcomeDesc":${JSON.stringify(r.outcomeDesc)}` : '') +
+    (row.purpose ? `,"purposeOfEvent":${row.purpose}` : '') +
+    `,"agent":${row.agents},"source":${SOURCE}` +
     (entities.length ? `,"entity":[${entities.join(',')}]` : '') +
-    '}';
-  return { id, recorded, patientId, content };
+    '}'
+  );
 }
 
-// The rows go as four texts, one line per row, split by PostgreSQL: no escaping on either side.
-// A line break cannot occur inside a value: the content is JSON.stringify's output (which escapes
-// every control character), the ids are UUIDs and resource ids, the times ISO strings. (Before,
-// one JSON text of the rows: each record escaped a second time by JavaScript, then parsed by
-// PostgreSQL.) No patient is an empty line; string_to_array('') is empty, and unnest() pads the
-// shorter arrays with NULL, so a batch of one row without a patient also gets NULL.
-const INSERT = `INSERT INTO audit_events (id, recorded, patient_id, content)
-  SELECT id, recorded::timestamptz, NULLIF(patient_id, ''), content
-  FROM unnest(string_to_array($1::text, E'\\n'), string_to_array($2::text, E'\\n'), string_to_array($3::text, E'\\n'), string_to_array($4::text, E'\\n')) AS x(id, recorded, patient_id, content)`;
+// The rows go as texts, one line per row, split by PostgreSQL: no escaping on either side. A line
+// break cannot occur inside a value: the contents and agents are JSON.stringify's output (which
+// escapes every control character), the ids are UUIDs, digests and resource ids, the times ISO
+// strings. No patient is an empty line; string_to_array('') is empty, and unnest() pads the
+// shorter arrays with NULL, so a batch of one row without a patient also gets NULL (and agents
+// without a purpose likewise). The agents go in the same statement as the first records that
+// name them, unless already stored: a record is never without its agents.
+const INSERT = `WITH agents AS (
+    INSERT INTO audit_agents (key, agents, purpose)
+    SELECT key, agents, NULLIF(purpose, '')
+    FROM unnest(string_to_array($6::text, E'\n'), string_to_array($7::text, E'\n'), string_to_array($8::text, E'\n')) AS a(key, agents, purpose)
+    ON CONFLICT (key) DO NOTHING
+  )
+  INSERT INTO audit_events (id, recorded, patient_id, agents_key, content)
+  SELECT id, recorded::timestamptz, NULLIF(patient_id, ''), agents_key, content
+  FROM unnest(string_to_array($1::text, E'\n'), string_to_array($2::text, E'\n'), string_to_array($3::text, E'\n'), string_to_array($4::text, E'\n'), string_to_array($5::text, E'\n')) AS x(id, recorded, patient_id, agents_key, content)`;
 
-function insertParams(rows: StoredAuditEvent[]): unknown[] {
-  const lines = (value: (r: StoredAuditEvent) => string) => rows.map(value).join('\n');
-  return [lines((r) => r.id), lines((r) => r.recorded), lines((r) => r.patientId ?? ''), lines((r) => r.content)];
+/** Agents known to be stored; bounded, as free-text reasons make every emergency access's agents its own. */
+const KNOWN_LIMIT = 10_000;
+
+function insertParams(rows: StoredAuditEvent[], known: ReadonlySet<string>): { params: unknown[]; added: AuditAgents[] } {
+  const lines = <T>(items: T[], value: (r: T) => string) => items.map(value).join('\n');
+  const added = new Map<string, AuditAgents>();
+  for (const r of rows) if (!known.has(r.agents.key)) added.set(r.agents.key, r.agents);
+  const agents = [...added.values()];
+  return {
+    params: [
+      lines(rows, (r) => r.id),
+      lines(rows, (r) => r.recorded),
+      lines(rows, (r) => r.patientId ?? ''),
+      lines(rows, (r) => r.agents.key),
+      lines(rows, (r) => r.content),
+      lines(agents, (a) => a.key),
+      lines(agents, (a) => a.agents),
+      lines(agents, (a) => a.purpose),
+    ],
+    added: agents,
+  };
 }
 
 export class AuditWriter {
   private readonly batch: Batcher<StoredAuditEvent, undefined>;
+  /** Keys of agents committed by this process's reads' batches (a write's may still roll back). */
+  private readonly known = new Set<string>();
 
   constructor(db: Database) {
     // One INSERT at a time: under load the next batch gathers every read that arrives meanwhile
     // (10 rows a statement instead of 4 at 32 connections, a third less database time per row).
     this.batch = new Batcher<StoredAuditEvent, undefined>(
       async (rows) => {
-        await db.query(INSERT, insertParams(rows));
+        const { params, added } = insertParams(rows, this.known);
+        await db.query(INSERT, params);
+        if (this.known.size + added.length > KNOWN_LIMIT) this.known.clear();
+        for (const a of added) this.known.add(a.key);
         return rows.map(() => undefined);
       },
       { maxInFlight: 1 },
@@ -255,6 +346,6 @@ export class AuditWriter {
    * COMMIT): the change commits with its record or not at all; `fail` says what a failure is.
    */
   recordIn(tx: Transaction, record: AuditRecord, fail: (err: unknown) => unknown): void {
-    tx.defer({ text: INSERT, params: insertParams([auditEvent(record)]), fail });
+    tx.defer({ text: INSERT, params: insertParams([auditEvent(record)], this.known).params, fail });
   }
 }

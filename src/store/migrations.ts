@@ -355,4 +355,23 @@ CREATE INDEX idx_composite_rid ON idx_composite (rid, sp);
     id: '016-version-moved',
     sql: `CREATE FUNCTION samplan_version_moved(rid bigint) RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'resource % is not at the version this update follows', rid USING ERRCODE = 'SP409'; END $$;`,
   },
+  {
+    // An audit record stored whole repeated its agents (who, point of care, legal entity, client
+    // system; ~1.2 KB for a clinician) and the entities' constant codings: a read's record was 2.5
+    // KB, the largest item of a year's data (docs/scaling.md). Now the agents and purpose are
+    // stored once per distinct set, by digest, and a record keeps what differs (see
+    // src/security/audit.ts). Records stored before keep their whole text (agents_key NULL); the
+    // new table is append-only like the trail.
+    id: '017-audit-agents',
+    sql: `
+CREATE TABLE audit_agents (
+  key     text COLLATE "C" PRIMARY KEY,
+  agents  text NOT NULL,
+  purpose text
+);
+CREATE TRIGGER audit_agents_append_only BEFORE UPDATE OR DELETE ON audit_agents FOR EACH ROW EXECUTE FUNCTION refuse_audit_change();
+CREATE TRIGGER audit_agents_no_truncate BEFORE TRUNCATE ON audit_agents FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit_change();
+ALTER TABLE audit_events ADD COLUMN agents_key text COLLATE "C";
+`,
+  },
 ];

@@ -15,6 +15,7 @@ import { EXTENSION, PROFILE } from '../../src/plan/conventions.js';
 import { TEMPLATES } from '../../src/plan/templates/index.js';
 import { startTestServer, type TestResponse, type TestServer } from '../support/app.js';
 import { asCitizen, asClinician, seedPatient } from '../support/security.js';
+import { auditEvents } from '../support/audit.js';
 
 const KOLS = TEMPLATES.find((t) => t.key === 'kols')!;
 const HF = TEMPLATES.find((t) => t.key === 'hjertesvikt')!;
@@ -332,8 +333,7 @@ describe('$apply with real tokens (access rules)', () => {
     expect(read.body.status).toBe('draft');
 
     // One audit record for the operation, naming the patient and every resource it wrote.
-    const rows = await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 ORDER BY seq', [anne]);
-    const events = rows.map((r) => JSON.parse(r.content) as { action?: string; entity?: Array<{ what?: { reference?: string } }> });
+    const events = await auditEvents(t.database.db, 'WHERE e.patient_id = $1', [anne]);
     const written = events.find((e) => e.entity?.some((x) => x.what?.reference === `CarePlan/${saved.body.id as string}/_history/1`));
     expect(written?.action).toBe('E');
     const refs = written?.entity?.map((x) => x.what?.reference ?? '') ?? [];

@@ -44,6 +44,7 @@ import { SUBSCRIPTION_EXTENSION } from '../../src/plan/subscriptions/index.js';
 import { templateResources } from '../../src/plan/templates/index.js';
 import { BASE, startTestServer, type TestResponse, type TestServer } from '../support/app.js';
 import { asCitizen, asClinician, clinicianToken, nhnHeaders, seedPatient } from '../support/security.js';
+import { auditTrail } from '../support/audit.js';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const BACKPORT_TOPIC_EXTENSION = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical';
@@ -451,7 +452,7 @@ describe('what the server emits', () => {
     const texts = [
       ...(await t.app.db.query<{ content: string }>('SELECT content FROM resources WHERE content IS NOT NULL')).map((r) => r.content),
       ...(await t.app.db.query<{ content: string }>('SELECT content FROM resource_versions WHERE content IS NOT NULL')).map((r) => r.content),
-      ...(await t.app.db.query<{ content: string }>('SELECT content FROM audit_events')).map((r) => r.content),
+      ...(await auditTrail(t.app.db)).map((r) => r.text),
       ...answers.map((a) => a.text),
     ];
     const all = texts.join('\n');

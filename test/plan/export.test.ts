@@ -15,6 +15,7 @@ import { apiScopes } from '../../src/security/claims.js';
 import { CONSENT_CATEGORY_SYSTEM } from '../../src/security/privacy.js';
 import { BASE, startTestServer, type TestResponse, type TestServer } from '../support/app.js';
 import { citizenToken, machineToken, nhnHeaders } from '../support/security.js';
+import { auditTrail } from '../support/audit.js';
 
 let t: TestServer;
 const A = 'anne';
@@ -414,8 +415,8 @@ describe('the async protocol', () => {
     const bare = { ...owner };
     delete bare['nhn-patient-nin'];
     expect((await t.request('GET', local(out.manifest.output[0]!.url), { headers: bare })).status).toBe(200);
-    const rows = await t.app.db.query<{ patient_id: string; content: string }>(`SELECT patient_id, content FROM audit_events WHERE seq > $1 ORDER BY seq`, [before[0]!.seq]);
-    const events = rows.map((r) => ({ patient: r.patient_id, event: JSON.parse(r.content) as { subtype: Array<{ code: string }>; outcome: string; agent: Array<{ who?: { identifier?: { value?: string } } }> } }));
+    const rows = await auditTrail(t.app.db, 'WHERE e.seq > $1', [before[0]!.seq]);
+    const events = rows.map((r) => ({ patient: r.patientId, event: JSON.parse(r.text) as { subtype: Array<{ code: string }>; outcome: string; agent: Array<{ who?: { identifier?: { value?: string } } }> } }));
     const ops = events.filter((e) => e.event.subtype.some((s) => s.code === 'operation'));
     // The kick-off and two downloads; status polls show no patient data and are not recorded.
     expect(ops.length).toBe(3);

@@ -31,6 +31,7 @@ import { registerSamplanProfiles } from '../../src/plan/profiles/index.js';
 import { TEMPLATES } from '../../src/plan/templates/index.js';
 import { startTestServer, type TestResponse, type TestServer } from '../support/app.js';
 import { asCitizen, asClinician, citizenToken, clinicianToken, machineToken, nhnHeaders, seedPatient } from '../support/security.js';
+import { auditTrail } from '../support/audit.js';
 
 registerSamplanProfiles();
 
@@ -517,8 +518,8 @@ describe('CarePlan/{id}/$nhn-plan', () => {
     expect(zoneAt(stored, 'red')).toStrictEqual(zoneAt(templatePlan(KOLS), 'red'));
     const provenance = await t.system('GET', `Provenance?target=CarePlan/${planId}/_history/${res.body.version}`);
     expect((provenance.body.entry[0].resource as Provenance).reason?.[0]?.text).toBe('Justert gul sone etter kontroll');
-    const audit = await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 ORDER BY seq DESC LIMIT 1', [anne]);
-    expect(audit[0]?.content).toContain(`CarePlan/${planId}/_history/${res.body.version}`);
+    const audit = await auditTrail(t.database.db, 'WHERE e.patient_id = $1', [anne]);
+    expect(audit.at(-1)?.text).toContain(`CarePlan/${planId}/_history/${res.body.version}`);
   });
 
   it('takes the version from If-Match as well', async () => {

@@ -14,6 +14,7 @@ import { EXTENSION } from '../../src/plan/conventions.js';
 import { LAST_UPDATED_BY } from '../../src/plan/provenance.js';
 import { startTestServer, type TestResponse, type TestServer } from '../support/app.js';
 import { asCitizen, asClinician, clinicianToken, nhnHeaders, seedPatient } from '../support/security.js';
+import { auditEvents } from '../support/audit.js';
 
 let t: TestServer;
 const ANNE = 'anne';
@@ -68,8 +69,8 @@ describe('publication', () => {
     const after = await anne('GET', `CarePlan/${planId}`);
     expect(after.body.description).toBe('Ny beskrivelse fra fastlegen');
     // The audit trail names the operation that ran.
-    const [audit] = await t.app.db.query<{ content: string }>("SELECT content FROM audit_events WHERE content LIKE '%CarePlan-publish%' ORDER BY seq DESC LIMIT 1");
-    expect(JSON.parse(audit!.content).subtype).toEqual([
+    const audit = (await auditEvents(t.app.db, "WHERE e.content LIKE '%CarePlan-publish%'")).at(-1);
+    expect(audit?.subtype).toEqual([
       { system: 'http://hl7.org/fhir/restful-interaction', code: 'operation' },
       { system: 'urn:ietf:rfc:3986', code: 'https://samplan.no/fhir/OperationDefinition/CarePlan-publish', display: '$publish' },
     ]);

@@ -10,8 +10,9 @@ import { citizenByKey, clinicianByKey, organisation } from '../../src/demo/popul
 import { hasErrors, validateResource } from '../../src/fhir/validation/validator.js';
 import { OID } from '../../src/no/identifiers.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
-import { type AuditRecord, AuditWriter, auditEvent, timeOrderedUuid } from '../../src/security/audit.js';
-import type { Personnel } from '../../src/security/principal.js';
+import { AUDIT_SELECT, type AuditRecord, type AuditRow, AuditWriter, auditEvent, renderAuditEvent, type StoredAuditEvent, timeOrderedUuid } from '../../src/security/audit.js';
+import { auditEvents, auditTrail } from '../support/audit.js';
+import type { Personnel, Principal } from '../../src/security/principal.js';
 import { startTestServer, type TestServer } from '../support/app.js';
 import { asClinician, citizenToken, clinicianToken, nhnHeaders, seedPatient } from '../support/security.js';
 
@@ -28,10 +29,10 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-async function events(patientId: string): Promise<AuditEvent[]> {
-  const rows = await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 ORDER BY seq', [patientId]);
-  return rows.map((r) => JSON.parse(r.content) as AuditEvent);
-}
+const events = (patientId: string): Promise<AuditEvent[]> => auditEvents(t.database.db, 'WHERE e.patient_id = $1', [patientId]);
+/** The AuditEvent of a record made in memory, as it is served once stored. */
+const rendered = (r: StoredAuditEvent) =>
+  renderAuditEvent({ id: r.id, recorded: r.recorded, patient_id: r.patientId, content: r.content, agents: r.agents.agents, purpose: r.agents.purpose || null });
 const last = async (patientId: string) => (await events(patientId)).at(-1) as AuditEvent;
 
 describe('what is recorded', () => {
@@ -91,7 +92,7 @@ describe('what is recorded', () => {
         'nhn-patient-nin': nin,
       },
     });
-    const raw = (await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 ORDER BY seq DESC LIMIT 1', [bjorn]))[0]?.content as string;
+    const raw = (await auditTrail(t.database.db, 'WHERE e.patient_id = $1', [bjorn])).at(-1)?.text as string;
     const e = JSON.parse(raw) as AuditEvent;
     expect(e.subtype?.[0]?.code).toBe('search-type');
     expect(e.entity?.find((x) => x.role?.code === '24')?.description).toBe('Search parameters: identifier');
@@ -192,13 +193,12 @@ describe('the stored record', () => {
     const ids = ['exact-1', 'exact-2', 'exact-3'];
     await Promise.all(ids.map((id) => writer.record(record(id))));
     await t.database.db.transaction(async (tx) => writer.recordIn(tx, record('exact-4'), (err) => err));
-    const rows = await t.database.db.query<{ content: string }>('SELECT content FROM audit_events WHERE patient_id = $1 AND content LIKE $2 ORDER BY seq DESC LIMIT 4', [bjorn, '%Årsak: %']);
+    const rows = (await auditTrail(t.database.db, 'WHERE e.patient_id = $1 AND e.content LIKE $2', [bjorn, '%Årsak: %'])).slice(-4);
     expect(rows).toHaveLength(4);
-    for (const { content } of rows) {
-      const event = JSON.parse(content) as AuditEvent;
+    for (const { text, event } of rows) {
       expect(event.outcomeDesc).toBe(tricky);
       // Re-serialising gives the same text: nothing was re-encoded on the way into the table.
-      expect(content).toBe(JSON.stringify(event));
+      expect(text).toBe(JSON.stringify(event));
     }
   });
 });
@@ -211,11 +211,8 @@ describe('the row beside the record', () => {
     entities: [{ type: 'Goal', id: requestId, version: 1 }],
   });
   const stored = async (requestIds: string[]) => {
-    const rows = await t.database.db.query<{ id: string; recorded: Date; patient_id: string | null; content: string }>(
-      'SELECT id, recorded, patient_id, content FROM audit_events WHERE content LIKE ANY($1::text[]) ORDER BY seq',
-      [requestIds.map((r) => `%Goal/${r}/%`)],
-    );
-    return rows.map((r) => ({ row: r, event: JSON.parse(r.content) as AuditEvent }));
+    const rows = await t.database.db.query<AuditRow & { recorded: Date }>(`${AUDIT_SELECT} WHERE e.content LIKE ANY($1::text[]) ORDER BY e.seq`, [requestIds.map((r) => `%Goal/${r}/%`)]);
+    return rows.map((r) => ({ row: r, event: JSON.parse(renderAuditEvent(r)) as AuditEvent }));
   };
 
   it('carries its own record\'s id, time and patient in a batch of many, with and without a patient', async () => {
@@ -269,6 +266,76 @@ describe('the trail at scale', () => {
     expect(plan).toMatch(/Bitmap Index Scan on audit_events_recorded/);
     const index = await db.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_events' AND indexname = 'audit_events_recorded'`);
     expect(index[0]?.indexdef).toMatch(/USING brin \(recorded\)/);
+  });
+});
+
+describe('stored compactly', () => {
+  const agentRows = async () => (await t.database.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_agents'))[0]?.n ?? 0;
+
+  it('stores who asked once, however many reads they make, and each record without it', async () => {
+    const token = await clinicianToken(t, 'fastlege');
+    const read = (headers: Record<string, string>) => t.request('GET', 'CarePlan', { headers: { authorization: `Bearer ${token}`, ...headers } });
+    const basis = { nin: citizenByKey('bjorn').pid, basis: 'UNNTAK' as const };
+    expect((await read(nhnHeaders(basis))).status).toBe(200);
+    const before = await agentRows();
+    const seq = (await t.database.db.query<{ seq: string }>('SELECT max(seq) AS seq FROM audit_events'))[0]?.seq;
+    const many = await Promise.all(Array.from({ length: 8 }, () => read(nhnHeaders(basis))));
+    expect(many.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(await agentRows()).toBe(before);
+    // Another role is another set of agents: one row more, for all its reads.
+    const elsewhere = nhnHeaders({ ...basis, role: 'SP' });
+    await Promise.all(Array.from({ length: 3 }, () => read(elsewhere)));
+    expect(await agentRows()).toBe(before + 1);
+    const rows = await t.database.db.query<{ content: string; agents_key: string }>('SELECT content, agents_key FROM audit_events WHERE seq > $1 ORDER BY seq', [seq]);
+    expect(rows).toHaveLength(11);
+    expect(new Set(rows.map((r) => r.agents_key)).size).toBe(2);
+    const gp = clinicianByKey('fastlege');
+    for (const { content } of rows) {
+      // The record itself holds none of the agents, and is a few hundred bytes at most.
+      expect(content).not.toContain(gp.hpr);
+      expect(content.length).toBeLessThan(300);
+    }
+    const served = (await auditEvents(t.database.db, 'WHERE e.seq > $1', [seq])).map((e) => e.agent?.find((a) => a.requestor)?.role?.[0]?.coding?.[0]?.code);
+    expect(served).toEqual([...Array(8).fill('LE'), ...Array(3).fill('SP')]);
+  });
+
+  it('stores the agents again after a write whose transaction rolled back took them with it', async () => {
+    const writer = new AuditWriter(t.database.db);
+    const principal = { kind: 'machine', scopes: new Set<string>(), clientId: `rollback-${Date.now()}`, clientName: 'Rullet tilbake' } as unknown as Principal;
+    const record = (requestId: string): AuditRecord => ({
+      ctx: { requestId, baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, principal, patientIds: [bjorn] },
+      interaction: 'update',
+      outcome: 'success',
+      entities: [{ type: 'Goal', id: requestId, version: 1 }],
+    });
+    await expect(
+      t.database.db.transaction(async (tx) => {
+        writer.recordIn(tx, record('rolled-back'), (err) => err);
+        await tx.query('SELECT 1');
+        throw new Error('the write failed');
+      }),
+    ).rejects.toThrow('the write failed');
+    await writer.record(record('after-rollback'));
+    const [row] = await auditTrail(t.database.db, "WHERE e.content LIKE '%Goal/after-rollback/%'");
+    expect(row?.event.agent?.[0]?.who?.identifier?.value).toBe(principal.clientId);
+    expect(await auditTrail(t.database.db, "WHERE e.content LIKE '%Goal/rolled-back/%'")).toEqual([]);
+  });
+
+  it('serves a record stored whole, before the agents had a table of their own, as it was stored', async () => {
+    const id = timeOrderedUuid();
+    const whole = JSON.stringify({ resourceType: 'AuditEvent', id, recorded: '2026-11-01T10:00:00.000Z', type: { code: 'rest' }, agent: [{ who: { display: 'Før' }, requestor: true }], source: { observer: { display: 'Samplan' } } });
+    await t.database.db.query(`INSERT INTO audit_events (id, recorded, patient_id, content) VALUES ($1, '2026-11-01T10:00:00Z', $2, $3)`, [id, bjorn, whole]);
+    const res = await t.request<AuditEvent>('GET', `AuditEvent/${id}`, { headers: { authorization: `Bearer ${await citizenToken(t, 'bjorn')}` } });
+    expect(res.status).toBe(200);
+    expect(res.body.agent?.[0]?.who?.display).toBe('Før');
+    expect(res.body.recorded).toBe('2026-11-01T10:00:00.000Z');
+  });
+
+  it('the database refuses to change or delete stored agents', async () => {
+    const db = t.database.db;
+    await expect(db.query("UPDATE audit_agents SET agents = '[]'")).rejects.toThrow(/cannot be changed or deleted/);
+    await expect(db.query('DELETE FROM audit_agents')).rejects.toThrow(/cannot be changed or deleted/);
+    await expect(db.query('TRUNCATE audit_agents')).rejects.toThrow(/cannot be changed or deleted/);
   });
 });
 
@@ -341,7 +408,7 @@ describe('the record\'s text', () => {
     scopes: ['user/*.read'],
   } as unknown as Personnel;
   const made = (principal: Personnel) => {
-    const { content } = auditEvent({ ctx: { requestId: 'r', baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, principal, patientIds: ['p1'] }, interaction: 'read', outcome: 'success', entities: [{ type: 'Goal', id: 'g1', version: 2 }] });
+    const content = rendered(auditEvent({ ctx: { requestId: 'r', baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, principal, patientIds: ['p1'] }, interaction: 'read', outcome: 'success', entities: [{ type: 'Goal', id: 'g1', version: 2 }] }));
     return { content, event: JSON.parse(content) as AuditEvent };
   };
 
@@ -362,7 +429,7 @@ describe('the record\'s text', () => {
   it('names each request\'s own interaction and operation, whatever came before', () => {
     const ctx = { requestId: 'r', baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, principal: gp, patientIds: ['p1'] };
     const record = (interaction: string, operation?: { name: string; definition: string }) =>
-      JSON.parse(auditEvent({ ctx, interaction, ...(operation ? { operation } : {}), outcome: 'success', entities: [] }).content) as AuditEvent;
+      JSON.parse(rendered(auditEvent({ ctx, interaction, ...(operation ? { operation } : {}), outcome: 'success', entities: [] }))) as AuditEvent;
     const apply = { name: 'apply', definition: 'http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply' };
     const seen = [record('read'), record('update'), record('operation', apply), record('operation', { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export' }), record('read'), record('delete')];
     expect(seen.map((e) => [e.subtype?.map((c) => c.code), e.action])).toEqual([

@@ -8,6 +8,7 @@ import type { AuditEvent, Organization } from '@medplum/fhirtypes';
 import { OID } from '../../no/identifiers.js';
 import { searchRegistry } from '../../search/registry.js';
 import { withNarrative } from '../../security/access-log.js';
+import { AUDIT_SELECT, type AuditRow, renderAuditEvent } from '../../security/audit.js';
 import { sql } from 'kysely';
 import { DEFAULT_COUNT, MAX_COUNT } from '../../search/query.js';
 import { dateRange } from '../../search/values.js';
@@ -17,11 +18,9 @@ import { errors } from '../outcomes.js';
 import type { Call, Services } from '../services.js';
 import type { FhirResponse } from '../types.js';
 
-interface Row {
+interface Row extends AuditRow {
   seq: number;
-  id: string;
   recorded: Date;
-  content: string;
 }
 
 /**
@@ -56,10 +55,10 @@ function allowedPatients(call: Call): string[] {
 
 export async function auditLogRead(s: Services, call: Call, id: string): Promise<FhirResponse> {
   const patients = allowedPatients(call);
-  const rows = await s.db.query<Row>('SELECT seq, id, recorded, content FROM audit_events WHERE id = $1 AND patient_id = ANY($2::text[])', [id, patients]);
+  const rows = await s.db.query<Row>(`${AUDIT_SELECT} WHERE e.id = $1 AND e.patient_id = ANY($2::text[])`, [id, patients]);
   const row = rows[0];
   if (!row) throw errors.notFound('AuditEvent', id);
-  return { status: 200, body: (await forCitizen(s, [row.content]))[0] as string };
+  return { status: 200, body: (await forCitizen(s, [renderAuditEvent(row)]))[0] as string };
 }
 
 export async function auditLogSearch(s: Services, call: Call): Promise<FhirResponse> {
@@ -80,11 +79,11 @@ export async function auditLogSearch(s: Services, call: Call): Promise<FhirRespo
       if (!m || !range) throw errors.invalidSearch(`Invalid date "${value.slice(0, 40)}" for the access log`);
       const prefix = m[1] ?? 'eq';
       where.push(
-        prefix === 'ge' ? sql`recorded >= ${range.lo}::timestamptz`
-        : prefix === 'gt' ? sql`recorded >= ${range.hi}::timestamptz`
-        : prefix === 'le' ? sql`recorded < ${range.hi}::timestamptz`
-        : prefix === 'lt' ? sql`recorded < ${range.lo}::timestamptz`
-        : sql`recorded >= ${range.lo}::timestamptz AND recorded < ${range.hi}::timestamptz`,
+        prefix === 'ge' ? sql`e.recorded >= ${range.lo}::timestamptz`
+        : prefix === 'gt' ? sql`e.recorded >= ${range.hi}::timestamptz`
+        : prefix === 'le' ? sql`e.recorded < ${range.hi}::timestamptz`
+        : prefix === 'lt' ? sql`e.recorded < ${range.lo}::timestamptz`
+        : sql`e.recorded >= ${range.lo}::timestamptz AND e.recorded < ${range.hi}::timestamptz`,
       );
       used.push([name, value]);
     } else if (name === '_count') {
@@ -105,10 +104,10 @@ export async function auditLogSearch(s: Services, call: Call): Promise<FhirRespo
       throw errors.invalidSearch(`Unknown parameter "${name}" for the access log (Prefer: handling=strict)`);
     }
   }
-  const c = compile(sql`SELECT seq, id, recorded, content FROM audit_events
-    WHERE patient_id = ANY(${patients}::text[]) ${where.length ? sql`AND ${sql.join(where, sql` AND `)}` : sql``}
-    ${after ? sql`AND (recorded, seq) < (${after.recorded}::timestamptz, ${after.seq}::bigint)` : sql``}
-    ORDER BY recorded DESC, seq DESC LIMIT ${count + 1}`);
+  const c = compile(sql`${sql.raw(AUDIT_SELECT)}
+    WHERE e.patient_id = ANY(${patients}::text[]) ${where.length ? sql`AND ${sql.join(where, sql` AND `)}` : sql``}
+    ${after ? sql`AND (e.recorded, e.seq) < (${after.recorded}::timestamptz, ${after.seq}::bigint)` : sql``}
+    ORDER BY e.recorded DESC, e.seq DESC LIMIT ${count + 1}`);
   const rows = count === 0 ? [] : await s.db.query<Row>(c.sql, c.parameters);
   const page = rows.slice(0, count);
   const base = `${ctx.baseUrl}/AuditEvent`;
@@ -119,7 +118,7 @@ export async function auditLogSearch(s: Services, call: Call): Promise<FhirRespo
     const cursor = Buffer.from(JSON.stringify({ recorded: last.recorded.toISOString(), seq: last.seq })).toString('base64url');
     links.push({ relation: 'next', url: link([...used, ['_cursor', cursor]]) });
   }
-  const shown = await forCitizen(s, page.map((r) => r.content));
+  const shown = await forCitizen(s, page.map(renderAuditEvent));
   return {
     status: 200,
     body: bundleText('searchset', {

@@ -1,0 +1,26 @@
+/** The audit trail as an auditor or the access log sees it: each record as the AuditEvent it is served as. */
+import type { AuditEvent } from '@medplum/fhirtypes';
+import { AUDIT_SELECT, type AuditRow, renderAuditEvent } from '../../src/security/audit.js';
+import type { Queryable } from '../../src/store/db.js';
+
+export interface AuditedRow {
+  seq: number;
+  patientId: string | null;
+  /** The AuditEvent's JSON text. */
+  text: string;
+  event: AuditEvent;
+}
+
+/** Records oldest first; `where` (e.g. `WHERE e.patient_id = $1`) names the record's columns as `e.`, its agents' as `a.`. */
+export async function auditTrail(db: Queryable, where = '', params: unknown[] = []): Promise<AuditedRow[]> {
+  const rows = await db.query<AuditRow & { seq: number | string }>(`${AUDIT_SELECT} ${where} ORDER BY e.seq`, params);
+  return rows.map((r) => {
+    const text = renderAuditEvent(r);
+    return { seq: Number(r.seq), patientId: r.patient_id, text, event: JSON.parse(text) as AuditEvent };
+  });
+}
+
+/** The AuditEvents of `auditTrail`. */
+export async function auditEvents(db: Queryable, where = '', params: unknown[] = []): Promise<AuditEvent[]> {
+  return (await auditTrail(db, where, params)).map((r) => r.event);
+}
