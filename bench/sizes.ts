@@ -16,6 +16,7 @@ import postgres from 'postgres';
 import { call, clinicianHeaders, FNR, token } from './lib/api.js';
 import { ingest, loadModels, MODEL_NINS } from './lib/population.js';
 import { startProcess } from './lib/server.js';
+import { AUDIT_SELECT, type AuditRow, renderAuditEvent } from '../src/security/audit.js';
 
 const { values } = parseArgs({ options: { patients: { type: 'string', default: '200' } } });
 const N = Number(values.patients);
@@ -72,7 +73,9 @@ try {
           + (SELECT count(*) FROM idx_date i WHERE i.rid = r.rid) + (SELECT count(*) FROM idx_uri i WHERE i.rid = r.rid)
           + (SELECT count(*) FROM idx_quantity i WHERE i.rid = r.rid) + (SELECT count(*) FROM idx_number i WHERE i.rid = r.rid))::numeric(6,1)::text AS "indexRows"
       FROM resources r WHERE r.compartments <> '{}' GROUP BY 1 ORDER BY 2 DESC`);
-    const [audit] = await sql`SELECT avg(length(content))::int AS "jsonChars" FROM audit_events`;
+    const [audit] = await sql`SELECT avg(length(content))::int AS stored, (SELECT count(*)::int FROM audit_agents) AS agents FROM audit_events`;
+    const records = await sql.unsafe<AuditRow[]>(AUDIT_SELECT);
+    const served = Math.round(records.reduce((n, r) => n + renderAuditEvent(r).length, 0) / records.length);
     console.log(`${result.patients} patients, ${result.resources} resources loaded in ${result.seconds} s`);
     console.log('\nper patient, loaded (plan written, published):');
     console.table(growth(loadedSizes, before));
@@ -80,7 +83,7 @@ try {
     console.log(`total: ${total.toFixed(0)} KB per patient`);
     console.log('\nper patient, one audited read of the whole plan:');
     console.table(growth(readSizes, loadedSizes));
-    console.log(`AuditEvent JSON: ${audit?.jsonChars} characters on average`);
+    console.log(`audit record: ${audit?.stored} characters stored on average, the AuditEvent served from it ${served}; ${audit?.agents} sets of agents stored`);
     console.log('\nper resource type (patient data):');
     console.table(byType);
   } finally {
