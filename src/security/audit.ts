@@ -236,12 +236,13 @@ export interface AuditRow {
   patient_id: string | null;
   content: string;
   /** NULL for a record stored whole, before migration 017. */
+  agents_key: string | null;
   agents: string | null;
   purpose: string | null;
 }
 
 /** Reads the trail's rows with their agents; add WHERE, ORDER BY (`e.` is the record, `a.` its agents). */
-export const AUDIT_SELECT = 'SELECT e.seq, e.id, e.recorded, e.patient_id, e.content, a.agents, a.purpose FROM audit_events e LEFT JOIN audit_agents a ON a.key = e.agents_key';
+export const AUDIT_SELECT = 'SELECT e.seq, e.id, e.recorded, e.patient_id, e.content, e.agents_key, a.agents, a.purpose FROM audit_events e LEFT JOIN audit_agents a ON a.key = e.agents_key';
 
 /**
  * The AuditEvent of a stored record: its JSON is put together from parts, the constant ones
@@ -249,7 +250,9 @@ export const AUDIT_SELECT = 'SELECT e.seq, e.id, e.recorded, e.patient_id, e.con
  * the AuditEvent (test/security/audit.test.ts).
  */
 export function renderAuditEvent(row: AuditRow): string {
-  if (row.agents === null) return row.content;
+  if (row.agents_key === null) return row.content;
+  // Never the case: a record's agents go in the same statement as the record, or before it.
+  if (row.agents === null) throw new Error(`audit record ${row.id}: its agents (${row.agents_key}) are not stored`);
   const r = JSON.parse(row.content) as CompactRecord;
   const recorded = JSON.stringify(typeof row.recorded === 'string' ? new Date(row.recorded).toISOString() : row.recorded.toISOString());
   const entities: string[] = [];

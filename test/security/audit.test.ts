@@ -32,7 +32,7 @@ afterAll(async () => t?.close());
 const events = (patientId: string): Promise<AuditEvent[]> => auditEvents(t.database.db, 'WHERE e.patient_id = $1', [patientId]);
 /** The AuditEvent of a record made in memory, as it is served once stored. */
 const rendered = (r: StoredAuditEvent) =>
-  renderAuditEvent({ id: r.id, recorded: r.recorded, patient_id: r.patientId, content: r.content, agents: r.agents.agents, purpose: r.agents.purpose || null });
+  renderAuditEvent({ id: r.id, recorded: r.recorded, patient_id: r.patientId, content: r.content, agents_key: r.agents.key, agents: r.agents.agents, purpose: r.agents.purpose || null });
 const last = async (patientId: string) => (await events(patientId)).at(-1) as AuditEvent;
 
 describe('what is recorded', () => {
@@ -329,6 +329,21 @@ describe('stored compactly', () => {
     expect(res.status).toBe(200);
     expect(res.body.agent?.[0]?.who?.display).toBe('Før');
     expect(res.body.recorded).toBe('2026-11-01T10:00:00.000Z');
+  });
+
+  it('refuses to serve a record whose agents are not stored, rather than serve it without them', async () => {
+    // A patient of its own: the record stays in the (append-only) trail, and no other test reads that log.
+    const dagny = await seedPatient(t, 'dagny');
+    const id = timeOrderedUuid();
+    await t.database.db.query(`INSERT INTO audit_events (id, recorded, patient_id, agents_key, content) VALUES ($1, now(), $2, 'nowhere', $3)`, [
+      id,
+      dagny,
+      '{"interaction":"read","outcome":"0","entity":[]}',
+    ]);
+    const res = await t.request<OperationOutcome>('GET', `AuditEvent/${id}`, { headers: { authorization: `Bearer ${await citizenToken(t, 'dagny')}` } });
+    expect(res.status).toBe(500);
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    expect(res.text).not.toContain('"interaction"');
   });
 
   it('the database refuses to change or delete stored agents', async () => {
