@@ -254,7 +254,7 @@ export function renderAuditEvent(row: AuditRow): string {
   // Never the case: a record's agents go in the same statement as the record, or before it.
   if (row.agents === null) throw new Error(`audit record ${row.id}: its agents (${row.agents_key}) are not stored`);
   const r = JSON.parse(row.content) as CompactRecord;
-  const recorded = JSON.stringify(typeof row.recorded === 'string' ? new Date(row.recorded).toISOString() : row.recorded.toISOString());
+  const recorded = JSON.stringify(new Date(row.recorded).toISOString());
   const entities: string[] = [];
   if (row.patient_id) entities.push(`{"what":{"reference":${JSON.stringify(`Patient/${row.patient_id}`)}},${PATIENT_ENTITY}}`);
   for (const e of r.entity) entities.push(`{"what":{"reference":${JSON.stringify(e)}},${RESOURCE_ENTITY}}`);
@@ -289,12 +289,12 @@ export function renderAuditEvent(row: AuditRow): string {
 const INSERT = `WITH agents AS (
     INSERT INTO audit_agents (key, agents, purpose)
     SELECT key, agents, NULLIF(purpose, '')
-    FROM unnest(string_to_array($6::text, E'\n'), string_to_array($7::text, E'\n'), string_to_array($8::text, E'\n')) AS a(key, agents, purpose)
+    FROM unnest(string_to_array($6::text, E'\\n'), string_to_array($7::text, E'\\n'), string_to_array($8::text, E'\\n')) AS a(key, agents, purpose)
     ON CONFLICT (key) DO NOTHING
   )
   INSERT INTO audit_events (id, recorded, patient_id, agents_key, content)
   SELECT id, recorded::timestamptz, NULLIF(patient_id, ''), agents_key, content
-  FROM unnest(string_to_array($1::text, E'\n'), string_to_array($2::text, E'\n'), string_to_array($3::text, E'\n'), string_to_array($4::text, E'\n'), string_to_array($5::text, E'\n')) AS x(id, recorded, patient_id, agents_key, content)`;
+  FROM unnest(string_to_array($1::text, E'\\n'), string_to_array($2::text, E'\\n'), string_to_array($3::text, E'\\n'), string_to_array($4::text, E'\\n'), string_to_array($5::text, E'\\n')) AS x(id, recorded, patient_id, agents_key, content)`;
 
 /** Agents known to be stored; bounded, as free-text reasons make every emergency access's agents its own. */
 const KNOWN_LIMIT = 10_000;

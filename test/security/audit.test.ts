@@ -321,6 +321,26 @@ describe('stored compactly', () => {
     expect(await auditTrail(t.database.db, "WHERE e.content LIKE '%Goal/rolled-back/%'")).toEqual([]);
   });
 
+  it('stores agents once when two instances (or one restarted) record them for the first time at once', async () => {
+    const principal = { kind: 'machine', scopes: new Set<string>(), clientId: `two-instances-${Date.now()}`, clientName: 'To instanser' } as unknown as Principal;
+    const record = (requestId: string): AuditRecord => ({
+      ctx: { requestId, baseUrl: 'http://localhost/fhir', access: SYSTEM_ACCESS, principal, patientIds: [bjorn] },
+      interaction: 'read',
+      outcome: 'success',
+      entities: [{ type: 'Goal', id: requestId, version: 1 }],
+    });
+    // Each writer knows nothing of what the other stored, as two server processes or one after a restart.
+    const writers = [new AuditWriter(t.database.db), new AuditWriter(t.database.db)];
+    await Promise.all(Array.from({ length: 10 }, (_, i) => (writers[i % 2] as AuditWriter).record(record(`instances-${i}`))));
+    const rows = await auditTrail(t.database.db, "WHERE e.content LIKE '%Goal/instances-%'");
+    expect(rows).toHaveLength(10);
+    for (const { event } of rows) expect(event.agent?.[0]?.who?.identifier?.value).toBe(principal.clientId);
+    const keys = await t.database.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM audit_agents WHERE key IN (SELECT agents_key FROM audit_events WHERE content LIKE '%Goal/instances-%')",
+    );
+    expect(keys[0]?.n).toBe(1);
+  });
+
   it('serves a record stored whole, before the agents had a table of their own, as it was stored', async () => {
     const id = timeOrderedUuid();
     const whole = JSON.stringify({ resourceType: 'AuditEvent', id, recorded: '2026-11-01T10:00:00.000Z', type: { code: 'rest' }, agent: [{ who: { display: 'Før' }, requestor: true }], source: { observer: { display: 'Samplan' } } });
