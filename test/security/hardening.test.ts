@@ -65,6 +65,23 @@ describe('hardening', () => {
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
 
+  it('allows no origin by CORS when none is listed, and still answers requests without CORS headers', async () => {
+    const config = loadConfig({ BASE_URL: 'http://hard.test/fhir', DATA_DIR: database.dataDir, SEED_DEMO_DATA: 'false' });
+    const closed = await createApp(config, capturedLogger().logger, { db: database.db, delivery: false });
+    try {
+      const preflight = await closed.server.inject({ method: 'OPTIONS', url: '/fhir/Patient', headers: { origin: 'https://portal.example.no', 'access-control-request-method': 'GET' } });
+      expect(preflight.statusCode).toBe(404);
+      expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+      expect((JSON.parse(preflight.body) as OperationOutcome).resourceType).toBe('OperationOutcome');
+      const res = await closed.server.inject({ url: '/fhir/metadata', headers: { origin: 'https://portal.example.no' } });
+      expect(res.statusCode).toBe(200);
+      expect(Object.keys(res.headers).filter((name) => name.startsWith('access-control-'))).toEqual([]);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    } finally {
+      await closed.close();
+    }
+  });
+
   it('limits requests per client with 429, Retry-After and an OperationOutcome', async () => {
     const token = await app.idp!.issueAccessToken(app.idp!.clinicianClaims('fastlege'));
     const statuses: number[] = [];
