@@ -31,6 +31,7 @@ import { installTemplates } from './plan/templates/index.js';
 import { approvalOperation, publishOperation } from './plan/workflow.js';
 import { searchRegistry } from './search/registry.js';
 import { AuditWriter } from './security/audit.js';
+import { keepAuditPartitions } from './security/audit-partitions.js';
 import type { AuthRequest } from './security/authenticate.js';
 import { apiScopes } from './security/claims.js';
 import { ANONYMOUS_ACCESS } from './security/policy.js';
@@ -92,6 +93,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
   const store = new ResourceStore();
   // Before anything is written here: a database without resources is marked current at once.
   const reindex = await startReindex(db, store, { baseUrl: config.baseUrl, logger });
+  const auditPartitions = await keepAuditPartitions(db, logger);
   const writer = new ResourceWriter(store);
   // The plan domain plugs into the one write pipeline, in this order.
   writer.use(planRules);
@@ -164,6 +166,7 @@ export async function createApp(config: Config, logger: Logger, options: AppOpti
       await delivery?.stop(); // finishes the round in flight before the database closes
       await bulkExport.stop(); // running jobs give their claim back before the database closes
       await reindex.stop();
+      auditPartitions.stop();
       await idp?.close();
       if (!options.db) await db.close();
     },

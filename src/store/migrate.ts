@@ -4,8 +4,13 @@ import type { Database } from './db.js';
 /** Arbitrary constant: several server instances starting together migrate one at a time. */
 const MIGRATION_LOCK = 7_346_112;
 
-/** Applies every migration not yet recorded in `schema_migrations`. Returns the ids applied. */
-export async function migrate(db: Database): Promise<string[]> {
+/**
+ * Applies every migration not yet recorded in `schema_migrations` — or those up to and including
+ * `through` (a test's database as an older release left it). Returns the ids applied.
+ */
+export async function migrate(db: Database, options: { through?: string } = {}): Promise<string[]> {
+  const last = options.through ? migrations.findIndex((m) => m.id === options.through) : migrations.length - 1;
+  if (last < 0) throw new Error(`no migration ${options.through}`);
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await tx.query(
@@ -13,7 +18,7 @@ export async function migrate(db: Database): Promise<string[]> {
     );
     const done = new Set((await tx.query<{ id: string }>('SELECT id FROM schema_migrations')).map((r) => r.id));
     const applied: string[] = [];
-    for (const m of migrations) {
+    for (const m of migrations.slice(0, last + 1)) {
       if (done.has(m.id)) continue;
       for (const statement of splitStatements(m.sql)) await tx.query(statement);
       await tx.query('INSERT INTO schema_migrations (id) VALUES ($1)', [m.id]);
@@ -23,10 +28,22 @@ export async function migrate(db: Database): Promise<string[]> {
   });
 }
 
-/** Splits a migration into statements (the extended protocol takes one per call). */
-function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;\s*\n/)
-    .map((s) => s.trim())
-    .filter(Boolean);
+/**
+ * Splits a migration into statements (the extended protocol takes one per call): at a semicolon
+ * that ends a line, outside dollar quotes (a function's body keeps its own).
+ */
+export function splitStatements(sql: string): string[] {
+  const statements: string[] = [];
+  let current = '';
+  sql.split('$$').forEach((part, i) => {
+    if (i % 2) return void (current += `$$${part}$$`);
+    const pieces = part.split(/;\s*\n/);
+    current += pieces[0];
+    for (const piece of pieces.slice(1)) {
+      statements.push(current);
+      current = piece;
+    }
+  });
+  statements.push(current);
+  return statements.map((s) => s.trim().replace(/;$/, '')).filter(Boolean);
 }

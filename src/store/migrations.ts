@@ -374,4 +374,69 @@ CREATE TRIGGER audit_agents_no_truncate BEFORE TRUNCATE ON audit_agents FOR EACH
 ALTER TABLE audit_events ADD COLUMN agents_key text COLLATE "C";
 `,
   },
+  {
+    // The audit trail grows with every read (about 300 GB a year for all of Norway, docs/scaling.md):
+    // partitioned by month, each month's indexes stay small while it is written, and an old month
+    // can be archived as a whole (DETACH PARTITION, dump, DROP) without touching a record. The
+    // table so far becomes the first partition (everything before next month); the months are made
+    // ahead by samplan_audit_partitions, at start and daily (src/security/audit-partitions.ts).
+    // There is no default partition: a record with no month to go to fails, and so does its
+    // request, rather than landing where archiving would miss it.
+    id: '018-audit-partitions',
+    sql: `
+ALTER TABLE audit_events RENAME TO audit_events_initial;
+ALTER INDEX audit_events_patient RENAME TO audit_events_initial_patient;
+ALTER INDEX audit_events_recorded RENAME TO audit_events_initial_recorded;
+DROP TRIGGER audit_events_append_only ON audit_events_initial;
+ALTER TRIGGER audit_events_no_truncate ON audit_events_initial RENAME TO audit_events_initial_no_truncate;
+CREATE SEQUENCE audit_events_seq;
+SELECT setval('audit_events_seq', (SELECT coalesce(max(seq), 0) + 1 FROM audit_events_initial), false);
+ALTER TABLE audit_events_initial ALTER COLUMN seq DROP IDENTITY;
+CREATE TABLE audit_events (
+  seq        bigint NOT NULL DEFAULT nextval('audit_events_seq'),
+  id         text COLLATE "C" NOT NULL,
+  recorded   timestamptz NOT NULL,
+  patient_id text COLLATE "C",
+  content    text NOT NULL,
+  agents_key text COLLATE "C"
+) PARTITION BY RANGE (recorded);
+ALTER SEQUENCE audit_events_seq OWNED BY audit_events.seq;
+DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN ALTER TABLE audit_events ALTER COLUMN content SET COMPRESSION lz4; END IF; END $$;
+CREATE INDEX audit_events_patient ON audit_events (patient_id, recorded DESC, seq DESC);
+CREATE INDEX audit_events_id ON audit_events (id);
+CREATE INDEX audit_events_recorded ON audit_events USING brin (recorded);
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit_change();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit_change();
+DO $$ BEGIN
+  EXECUTE format('ALTER TABLE audit_events ATTACH PARTITION audit_events_initial FOR VALUES FROM (MINVALUE) TO (%L)', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC');
+END $$;
+ALTER TABLE audit_events_initial DROP CONSTRAINT audit_events_pkey;
+ALTER TABLE audit_events_initial DROP CONSTRAINT audit_events_id_key;
+CREATE FUNCTION samplan_audit_partitions(at timestamptz, months int) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  made int := 0;
+  first timestamp := date_trunc('month', at AT TIME ZONE 'UTC');
+  month timestamp;
+  name text;
+BEGIN
+  -- Several instances may start together: one makes the months, the others find them made.
+  PERFORM pg_advisory_xact_lock(7346113);
+  FOR i IN 0..months LOOP
+    month := first + make_interval(months => i);
+    name := 'audit_events_' || to_char(month, 'YYYY_MM');
+    CONTINUE WHEN to_regclass(name) IS NOT NULL;
+    BEGIN
+      EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L)', name, month AT TIME ZONE 'UTC', (month + interval '1 month') AT TIME ZONE 'UTC');
+    EXCEPTION WHEN invalid_object_definition THEN
+      -- The month lies within the first partition (the records from before partitioning).
+      CONTINUE;
+    END;
+    EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit_change()', name || '_no_truncate', name);
+    made := made + 1;
+  END LOOP;
+  RETURN made;
+END $$;
+SELECT samplan_audit_partitions(now(), 2);
+`,
+  },
 ];

@@ -36,6 +36,13 @@ describe('compression of stored text', () => {
         ORDER BY c.relname`,
     );
     expect(columns).toEqual(COLUMNS.map((c) => ({ ...c, compression: lz4 ? 'l' : '' })));
+    // The records themselves are in the trail's monthly partitions (migration 018).
+    const partitions = await database().query<{ compression: string }>(
+      `SELECT a.attcompression::text AS compression FROM pg_inherits i JOIN pg_attribute a ON a.attrelid = i.inhrelid AND a.attname = 'content'
+        WHERE i.inhparent = 'audit_events'::regclass`,
+    );
+    expect(partitions.length).toBeGreaterThanOrEqual(3);
+    expect(partitions.map((p) => p.compression)).toEqual(partitions.map(() => (lz4 ? 'l' : '')));
   });
 
   it('gives back large text exactly as stored, compressed the way the column says', async () => {

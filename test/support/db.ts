@@ -39,14 +39,17 @@ export function useTestDatabase(): () => Database {
   };
 }
 
-export async function openTestDatabase(): Promise<TestDatabase> {
+/** `migrateThrough`: only the migrations up to and including this one (a database an older release left). */
+export async function openTestDatabase(options: { migrateThrough?: string } = {}): Promise<TestDatabase> {
+  const through = options.migrateThrough ? { through: options.migrateThrough } : {};
   const serverUrl = process.env.DATABASE_URL;
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'samplan-data-'));
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
   if (!serverUrl) {
-    const template = inject('pgliteTemplate');
+    // The template is a database with every migration applied.
+    const template = options.migrateThrough ? undefined : inject('pgliteTemplate');
     const db = await openPglite(template ? { loadDataDir: new Blob([readFileSync(template)]) } : {});
-    await migrate(db);
+    await migrate(db, through);
     return {
       db,
       dataDir,
@@ -62,7 +65,7 @@ export async function openTestDatabase(): Promise<TestDatabase> {
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   const db = await openPostgres(url.toString());
-  await migrate(db);
+  await migrate(db, through);
   return {
     db,
     dataDir,
