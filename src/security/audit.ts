@@ -231,8 +231,9 @@ export function auditEvent(record: AuditRecord): StoredAuditEvent {
 
 /** A row of the trail as `AUDIT_SELECT` reads it. */
 export interface AuditRow {
+  seq: number;
   id: string;
-  recorded: Date | string;
+  recorded: Date;
   patient_id: string | null;
   content: string;
   /** NULL for a record stored whole, before migration 017. */
@@ -254,7 +255,7 @@ export function renderAuditEvent(row: AuditRow): string {
   // Never the case: a record's agents go in the same statement as the record, or before it.
   if (row.agents === null) throw new Error(`audit record ${row.id}: its agents (${row.agents_key}) are not stored`);
   const r = JSON.parse(row.content) as CompactRecord;
-  const recorded = JSON.stringify(new Date(row.recorded).toISOString());
+  const recorded = JSON.stringify(row.recorded.toISOString());
   const entities: string[] = [];
   if (row.patient_id) entities.push(`{"what":{"reference":${JSON.stringify(`Patient/${row.patient_id}`)}},${PATIENT_ENTITY}}`);
   for (const e of r.entity) entities.push(`{"what":{"reference":${JSON.stringify(e)}},${RESOURCE_ENTITY}}`);

@@ -97,6 +97,24 @@ describe('the audit trail by month', () => {
     }
   });
 
+  it('logs a round that fails and makes the months on the next one', async () => {
+    const errors: string[] = [];
+    const log = { ...silent, error: (_details: Record<string, unknown>, message: string) => void errors.push(message) };
+    const keeper = await keepAuditPartitions(t.db, log, { monthsAhead: 4, everyMs: 20 });
+    try {
+      expect(await exists(monthTable(4))).toBe(true);
+      // The database cannot make months for a while, and a month ahead (still empty) is gone.
+      await t.db.query('ALTER FUNCTION samplan_audit_partitions(timestamptz, int) RENAME TO samplan_audit_partitions_away');
+      await t.db.query(`DROP TABLE ${monthTable(4)}`);
+      await expect.poll(() => errors.length, { timeout: 5000 }).toBeGreaterThan(0);
+      expect(errors[0]).toMatch(/audit trail's next monthly partitions/);
+      await t.db.query('ALTER FUNCTION samplan_audit_partitions_away(timestamptz, int) RENAME TO samplan_audit_partitions');
+      await expect.poll(() => exists(monthTable(4)), { timeout: 5000 }).toBe(true);
+    } finally {
+      keeper.stop();
+    }
+  });
+
   it('refuses a record for a month that was not made, so none is stored outside the months', async () => {
     await expect(t.db.query(`INSERT INTO audit_events (id, recorded, patient_id, content) VALUES ('far', '2100-01-01T00:00:00Z', 'p1', '{}')`)).rejects.toThrow(/no partition/);
     expect(await partitionOf('far')).toBeUndefined();

@@ -32,7 +32,7 @@ afterAll(async () => t?.close());
 const events = (patientId: string): Promise<AuditEvent[]> => auditEvents(t.database.db, 'WHERE e.patient_id = $1', [patientId]);
 /** The AuditEvent of a record made in memory, as it is served once stored. */
 const rendered = (r: StoredAuditEvent) =>
-  renderAuditEvent({ id: r.id, recorded: r.recorded, patient_id: r.patientId, content: r.content, agents_key: r.agents.key, agents: r.agents.agents, purpose: r.agents.purpose || null });
+  renderAuditEvent({ seq: 0, id: r.id, recorded: new Date(r.recorded), patient_id: r.patientId, content: r.content, agents_key: r.agents.key, agents: r.agents.agents, purpose: r.agents.purpose || null });
 const last = async (patientId: string) => (await events(patientId)).at(-1) as AuditEvent;
 
 describe('what is recorded', () => {
@@ -211,7 +211,7 @@ describe('the row beside the record', () => {
     entities: [{ type: 'Goal', id: requestId, version: 1 }],
   });
   const stored = async (requestIds: string[]) => {
-    const rows = await t.database.db.query<AuditRow & { recorded: Date }>(`${AUDIT_SELECT} WHERE e.content LIKE ANY($1::text[]) ORDER BY e.seq`, [requestIds.map((r) => `%Goal/${r}/%`)]);
+    const rows = await t.database.db.query<AuditRow>(`${AUDIT_SELECT} WHERE e.content LIKE ANY($1::text[]) ORDER BY e.seq`, [requestIds.map((r) => `%Goal/${r}/%`)]);
     return rows.map((r) => ({ row: r, event: JSON.parse(renderAuditEvent(r)) as AuditEvent }));
   };
 

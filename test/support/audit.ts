@@ -13,10 +13,10 @@ export interface AuditedRow {
 
 /** Records oldest first; `where` (e.g. `WHERE e.patient_id = $1`) names the record's columns as `e.`, its agents' as `a.`. */
 export async function auditTrail(db: Queryable, where = '', params: unknown[] = []): Promise<AuditedRow[]> {
-  const rows = await db.query<AuditRow & { seq: number | string }>(`${AUDIT_SELECT} ${where} ORDER BY e.seq`, params);
+  const rows = await db.query<AuditRow>(`${AUDIT_SELECT} ${where} ORDER BY e.seq`, params);
   return rows.map((r) => {
     const text = renderAuditEvent(r);
-    return { seq: Number(r.seq), patientId: r.patient_id, text, event: JSON.parse(text) as AuditEvent };
+    return { seq: r.seq, patientId: r.patient_id, text, event: JSON.parse(text) as AuditEvent };
   });
 }
 

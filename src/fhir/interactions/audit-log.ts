@@ -18,11 +18,6 @@ import { errors } from '../outcomes.js';
 import type { Call, Services } from '../services.js';
 import type { FhirResponse } from '../types.js';
 
-interface Row extends AuditRow {
-  seq: number;
-  recorded: Date;
-}
-
 /**
  * What a citizen is shown of audit records: everything but the clinicians' national ids, with a
  * plain-language narrative naming the organisations (from the directory, when registered).
@@ -55,7 +50,7 @@ function allowedPatients(call: Call): string[] {
 
 export async function auditLogRead(s: Services, call: Call, id: string): Promise<FhirResponse> {
   const patients = allowedPatients(call);
-  const rows = await s.db.query<Row>(`${AUDIT_SELECT} WHERE e.id = $1 AND e.patient_id = ANY($2::text[])`, [id, patients]);
+  const rows = await s.db.query<AuditRow>(`${AUDIT_SELECT} WHERE e.id = $1 AND e.patient_id = ANY($2::text[])`, [id, patients]);
   const row = rows[0];
   if (!row) throw errors.notFound('AuditEvent', id);
   return { status: 200, body: (await forCitizen(s, [renderAuditEvent(row)]))[0] as string };
@@ -108,7 +103,7 @@ export async function auditLogSearch(s: Services, call: Call): Promise<FhirRespo
     WHERE e.patient_id = ANY(${patients}::text[]) ${where.length ? sql`AND ${sql.join(where, sql` AND `)}` : sql``}
     ${after ? sql`AND (e.recorded, e.seq) < (${after.recorded}::timestamptz, ${after.seq}::bigint)` : sql``}
     ORDER BY e.recorded DESC, e.seq DESC LIMIT ${count + 1}`);
-  const rows = count === 0 ? [] : await s.db.query<Row>(c.sql, c.parameters);
+  const rows = count === 0 ? [] : await s.db.query<AuditRow>(c.sql, c.parameters);
   const page = rows.slice(0, count);
   const base = `${ctx.baseUrl}/AuditEvent`;
   const link = (params: Array<[string, string]>) => (params.length ? `${base}?${new URLSearchParams(params).toString()}` : base);
