@@ -94,23 +94,24 @@ async function benchmark(kind: DbKind): Promise<Run> {
     // scenario, and the scenario is a share of the two's mean. The embedded database belongs to
     // one process: there the ceiling opens it once the server is gone, and every ratio is to it.
     const beside = db.kind === 'postgres' ? await startCeiling() : undefined;
-    const results: Run['results'] = [];
+    let ceilingServer = beside;
     try {
-      let before = beside ? await measureCeiling(beside) : undefined;
-      for (const scenario of scenarios(fixture)) {
-        if (only && !only.includes(scenario.name)) continue;
-        const r = await runLoad(server, scenario, load);
-        const after = beside ? await measureCeiling(beside) : undefined;
-        const ceilingRps = before && after ? mean(before, after) : 0;
-        before = after;
-        console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${Math.round((r.rps / ceilingRps) * 100)} % of ${ceilingRps})` : ''}, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`);
-        results.push({ ...r, ceilingRps });
+      const results: Run['results'] = [];
+      try {
+        let before = beside ? await measureCeiling(beside) : undefined;
+        for (const scenario of scenarios(fixture)) {
+          if (only && !only.includes(scenario.name)) continue;
+          const r = await runLoad(server, scenario, load);
+          const after = beside ? await measureCeiling(beside) : undefined;
+          const ceilingRps = before && after ? mean(before, after) : 0;
+          before = after;
+          console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${Math.round((r.rps / ceilingRps) * 100)} % of ${ceilingRps})` : ''}, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`);
+          results.push({ ...r, ceilingRps });
+        }
+      } finally {
+        await server.stop();
       }
-    } finally {
-      await server.stop();
-    }
-    const ceilingServer = beside ?? (await startCeiling());
-    try {
+      ceilingServer ??= await startCeiling();
       const before = beside ? (ceilings.at(-1) as LoadResult) : await measureCeiling(ceilingServer);
       const audited = await runLoad(ceilingServer, auditedCeilingScenario(fixture), load);
       const after = await measureCeiling(ceilingServer);
@@ -118,7 +119,7 @@ async function benchmark(kind: DbKind): Promise<Run> {
       if (!beside) for (const r of results) r.ceilingRps = mean(before, after);
       return { db: db.description, ingest: ingested, results, ceilings, audited: { ...audited, ceilingRps: mean(before, after) } };
     } finally {
-      await ceilingServer.stop();
+      await ceilingServer?.stop();
     }
   } finally {
     await db.close();
