@@ -51,6 +51,10 @@ interface Run {
 }
 
 const mean = (a: LoadResult, b: LoadResult) => Math.round((a.rps + b.rps) / 2);
+const share = (r: { rps: number; ceilingRps: number }) => (r.ceilingRps ? `${Math.round((r.rps / r.ceilingRps) * 100)} %` : '–');
+/** A run's figures besides its throughput, as the progress log shows them. */
+const measured = (r: LoadResult) =>
+  `p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`;
 
 async function benchmark(kind: DbKind): Promise<Run> {
   const db: BenchDatabase = await openBenchDatabase(kind);
@@ -84,7 +88,7 @@ async function benchmark(kind: DbKind): Promise<Run> {
     const ceilings: LoadResult[] = [];
     const measureCeiling = async (on: Running) => {
       const r = await runLoad(on, ceilingScenario(fixture), load);
-      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`);
+      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, ${measured(r)}`);
       ceilings.push(r);
       return r;
     };
@@ -105,7 +109,7 @@ async function benchmark(kind: DbKind): Promise<Run> {
           const after = beside ? await measureCeiling(beside) : undefined;
           const ceilingRps = before && after ? mean(before, after) : 0;
           before = after;
-          console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${Math.round((r.rps / ceilingRps) * 100)} % of ${ceilingRps})` : ''}, p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`);
+          console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${share({ ...r, ceilingRps })} of ${ceilingRps})` : ''}, ${measured(r)}`);
           results.push({ ...r, ceilingRps });
         }
       } finally {
@@ -115,7 +119,7 @@ async function benchmark(kind: DbKind): Promise<Run> {
       const before = beside ? (ceilings.at(-1) as LoadResult) : await measureCeiling(ceilingServer);
       const audited = await runLoad(ceilingServer, auditedCeilingScenario(fixture), load);
       const after = await measureCeiling(ceilingServer);
-      console.error(`[${kind}] ${audited.scenario}: ${audited.rps} req/s, p50 ${audited.p50} ms, p99 ${audited.p99} ms, cpu ${audited.cpuPerRequestMs} ms/req, machine busy ${audited.machine.busyPercent} %, steal ${audited.machine.stealPercent} %`);
+      console.error(`[${kind}] ${audited.scenario}: ${audited.rps} req/s, ${measured(audited)}`);
       if (!beside) for (const r of results) r.ceilingRps = mean(before, after);
       return { db: db.description, ingest: ingested, results, ceilings, audited: { ...audited, ceilingRps: mean(before, after) } };
     } finally {
@@ -125,8 +129,6 @@ async function benchmark(kind: DbKind): Promise<Run> {
     await db.close();
   }
 }
-
-const share = (r: { rps: number; ceilingRps: number }) => (r.ceilingRps ? `${Math.round((r.rps / r.ceilingRps) * 100)} %` : '–');
 
 function table(run: Run): string {
   const row = (r: LoadResult, ceiling: string, ofCeiling: string) =>
