@@ -32,7 +32,7 @@ export async function migrate(db: Database, options: { through?: string } = {}):
  * Splits a migration into statements (the extended protocol takes one per call): at a semicolon
  * that ends a line, outside dollar quotes (a function's body keeps its own).
  */
-export function splitStatements(sql: string): string[] {
+function splitStatements(sql: string): string[] {
   const statements: string[] = [];
   let current = '';
   sql.split('$$').forEach((part, i) => {

@@ -9,17 +9,11 @@ import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
 import { AUDIT_SELECT, type AuditRow, AuditWriter, renderAuditEvent } from '../../src/security/audit.js';
 import { keepAuditPartitions } from '../../src/security/audit-partitions.js';
 import { migrate } from '../../src/store/migrate.js';
+import { auditMonthTable } from '../support/audit.js';
 import { openTestDatabase, type TestDatabase } from '../support/db.js';
 
 let t: TestDatabase;
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-/** `audit_events_YYYY_MM` of the month `offset` months from now (UTC). */
-function monthTable(offset: number): string {
-  const d = new Date();
-  const m = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + offset, 1));
-  return `audit_events_${m.getUTCFullYear()}_${String(m.getUTCMonth() + 1).padStart(2, '0')}`;
-}
 
 const midMonth = (offset: number) => {
   const d = new Date();
@@ -64,12 +58,12 @@ describe('the audit trail by month', () => {
     expect(await partitionOf(newest?.id as string)).toBe('audit_events_initial');
 
     await t.db.query(`INSERT INTO audit_events (id, recorded, patient_id, content) VALUES ('next-month', $1, 'p1', '{}')`, [midMonth(1)]);
-    expect(await partitionOf('next-month')).toBe(monthTable(1));
-    expect(await exists(monthTable(2))).toBe(true);
+    expect(await partitionOf('next-month')).toBe(auditMonthTable(1));
+    expect(await exists(auditMonthTable(2))).toBe(true);
   });
 
   it('refuses change on the whole trail and on each month’s table', async () => {
-    for (const table of ['audit_events', 'audit_events_initial', monthTable(1)]) {
+    for (const table of ['audit_events', 'audit_events_initial', auditMonthTable(1)]) {
       await expect(t.db.query(`UPDATE ${table} SET content = '{}'`), table).rejects.toThrow(/cannot be changed or deleted/);
       await expect(t.db.query(`DELETE FROM ${table}`), table).rejects.toThrow(/cannot be changed or deleted/);
       await expect(t.db.query(`TRUNCATE ${table}`), table).rejects.toThrow(/cannot be changed or deleted/);
@@ -78,11 +72,11 @@ describe('the audit trail by month', () => {
   });
 
   it('makes the months ahead once, however many instances ask at the same moment', async () => {
-    expect(await exists(monthTable(3))).toBe(false);
+    expect(await exists(auditMonthTable(3))).toBe(false);
     const a = await keepAuditPartitions(t.db, silent, { monthsAhead: 3 });
     const b = await keepAuditPartitions(t.db, silent, { monthsAhead: 3 });
     try {
-      expect(await exists(monthTable(3))).toBe(true);
+      expect(await exists(auditMonthTable(3))).toBe(true);
       const made = await Promise.all([a.ensure(), b.ensure(), a.ensure()]);
       expect(made).toEqual([0, 0, 0]);
       // Both asking for a month nobody has made yet: one makes it, the other finds it made.
@@ -102,14 +96,14 @@ describe('the audit trail by month', () => {
     const log = { ...silent, error: (_details: Record<string, unknown>, message: string) => void errors.push(message) };
     const keeper = await keepAuditPartitions(t.db, log, { monthsAhead: 4, everyMs: 20 });
     try {
-      expect(await exists(monthTable(4))).toBe(true);
+      expect(await exists(auditMonthTable(4))).toBe(true);
       // The database cannot make months for a while, and a month ahead (still empty) is gone.
       await t.db.query('ALTER FUNCTION samplan_audit_partitions(timestamptz, int) RENAME TO samplan_audit_partitions_away');
-      await t.db.query(`DROP TABLE ${monthTable(4)}`);
+      await t.db.query(`DROP TABLE ${auditMonthTable(4)}`);
       await expect.poll(() => errors.length, { timeout: 5000 }).toBeGreaterThan(0);
       expect(errors[0]).toMatch(/audit trail's next monthly partitions/);
       await t.db.query('ALTER FUNCTION samplan_audit_partitions_away(timestamptz, int) RENAME TO samplan_audit_partitions');
-      await expect.poll(() => exists(monthTable(4)), { timeout: 5000 }).toBe(true);
+      await expect.poll(() => exists(auditMonthTable(4)), { timeout: 5000 }).toBe(true);
     } finally {
       keeper.stop();
     }

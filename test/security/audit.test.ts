@@ -11,7 +11,7 @@ import { hasErrors, validateResource } from '../../src/fhir/validation/validator
 import { OID } from '../../src/no/identifiers.js';
 import { SYSTEM_ACCESS } from '../../src/fhir/access.js';
 import { AUDIT_SELECT, type AuditRecord, type AuditRow, AuditWriter, auditEvent, renderAuditEvent, type StoredAuditEvent, timeOrderedUuid } from '../../src/security/audit.js';
-import { auditEvents, auditTrail } from '../support/audit.js';
+import { auditEvents, auditMonthTable, auditTrail } from '../support/audit.js';
 import type { Personnel, Principal } from '../../src/security/principal.js';
 import { startTestServer, type TestServer } from '../support/app.js';
 import { asClinician, citizenToken, clinicianToken, nhnHeaders, seedPatient } from '../support/security.js';
@@ -407,8 +407,7 @@ describe('the record is kept, whatever happens', () => {
 
   it('fails the request when the month has no table in the trail (migration 018 keeps none for stray records)', async () => {
     const db = t.database.db;
-    const now = new Date();
-    const month = `audit_events_${now.getUTCFullYear()}_${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    const month = auditMonthTable();
     const [current] = await db.query<{ name: string; bound: string }>(
       `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'audit_events'::regclass AND c.relname IN ($1, 'audit_events_initial') ORDER BY c.relname = $1 DESC LIMIT 1`,

@@ -24,3 +24,10 @@ export async function auditTrail(db: Queryable, where = '', params: unknown[] = 
 export async function auditEvents(db: Queryable, where = '', params: unknown[] = []): Promise<AuditEvent[]> {
   return (await auditTrail(db, where, params)).map((r) => r.event);
 }
+
+/** The trail's table for the month `offset` months from now (UTC), as migration 018 names it: `audit_events_YYYY_MM`. */
+export function auditMonthTable(offset = 0): string {
+  const now = new Date();
+  const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+  return `audit_events_${month.getUTCFullYear()}_${String(month.getUTCMonth() + 1).padStart(2, '0')}`;
+}
