@@ -63,67 +63,76 @@ async function benchmark(kind: DbKind): Promise<Run> {
     const env = { ...production.env, ...db.env, SEED_DEMO_DATA: 'true', RATE_LIMIT_PER_MINUTE: '1000000000' };
     const serverArgs = [...production.args, ...(values['server-args'] as string).split(' ').filter(Boolean)];
     const server = await startProcess(path.join(repo, 'dist', 'main.js'), env, '/readyz', serverArgs);
-    console.error(`[${kind}] server up (pid ${server.pid}, ${server.rssMb()} MB); getting tokens`);
-    const clinician = await token(server.url, db.dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
-    const machine = await token(server.url, db.dataDir, ['machine'], 'nhn:samplan/status');
-    const models = await loadModels(server.url, clinician, MODEL_NINS);
-    const patients = Number(values.patients);
-    console.error(`[${kind}] loading ${patients} patients through the API (${values.concurrency} clients)`);
-    const { loaded, result: ingested } = await ingest(server.url, clinician, models, 0, patients, Number(values.concurrency));
-    console.error(`[${kind}] ingest: ${ingested.resources} resources in ${ingested.seconds} s = ${ingested.resourcesPerSecond}/s`);
-    loaded.sort((a, b) => a.nin.localeCompare(b.nin));
-    const goals: Array<Fixture['goals'][number]> = [];
-    for (const p of loaded.slice(0, Math.max(64, load.connections * 2))) {
-      const made = await call<Goal>(server.url, 'POST', 'Goal', clinicianHeaders(clinician, p.nin), {
-        resourceType: 'Goal',
-        lifecycleStatus: 'active',
-        description: { text: 'Benchmark goal' },
-        subject: { reference: `Patient/${p.patientId}` },
-      });
-      goals.push({ id: made.body.id as string, nin: p.nin, patientId: p.patientId, version: 1 });
-    }
-    await db.settle();
-    const fixture: Fixture = { url: server.url, clinician, machine, patients: loaded, goals, model: models[0] as Fixture['model'] };
-    const startCeiling = () => startProcess(path.join(repo, 'bench', 'ceiling.ts'), env, '/readyz', ['--import', 'tsx']);
-    const ceilings: LoadResult[] = [];
-    const measureCeiling = async (on: Running) => {
-      const r = await runLoad(on, ceilingScenario(fixture), load);
-      console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, ${measured(r)}`);
-      ceilings.push(r);
-      return r;
-    };
-    // The host's speed drifts over minutes (the same ceiling measured 6,800 and 11,000 req/s within
-    // the hour), so a ratio is only as good as its ceiling is near. A PostgreSQL server can serve
-    // the ceiling's process beside Samplan's: it is measured just before and just after each
-    // scenario, and the scenario is a share of the two's mean. The embedded database belongs to
-    // one process: there the ceiling opens it once the server is gone, and every ratio is to it.
-    const beside = db.kind === 'postgres' ? await startCeiling() : undefined;
-    let ceilingServer = beside;
+    // Stopped on every path, a failure before the scenarios included; stopping twice is harmless.
     try {
-      const results: Run['results'] = [];
-      try {
-        let before = beside ? await measureCeiling(beside) : undefined;
-        for (const scenario of scenarios(fixture)) {
-          if (only && !only.includes(scenario.name)) continue;
-          const r = await runLoad(server, scenario, load);
-          const after = beside ? await measureCeiling(beside) : undefined;
-          const ceilingRps = before && after ? mean(before, after) : 0;
-          before = after;
-          console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${share({ ...r, ceilingRps })} of ${ceilingRps})` : ''}, ${measured(r)}`);
-          results.push({ ...r, ceilingRps });
-        }
-      } finally {
-        await server.stop();
+      console.error(`[${kind}] server up (pid ${server.pid}, ${server.rssMb()} MB); getting tokens`);
+      const clinician = await token(server.url, db.dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
+      const machine = await token(server.url, db.dataDir, ['machine'], 'nhn:samplan/status');
+      const models = await loadModels(server.url, clinician, MODEL_NINS);
+      const patients = Number(values.patients);
+      console.error(`[${kind}] loading ${patients} patients through the API (${values.concurrency} clients)`);
+      const { loaded, result: ingested } = await ingest(server.url, clinician, models, 0, patients, Number(values.concurrency));
+      console.error(`[${kind}] ingest: ${ingested.resources} resources in ${ingested.seconds} s = ${ingested.resourcesPerSecond}/s`);
+      loaded.sort((a, b) => a.nin.localeCompare(b.nin));
+      const goals: Array<Fixture['goals'][number]> = [];
+      for (const p of loaded.slice(0, Math.max(64, load.connections * 2))) {
+        const made = await call<Goal>(server.url, 'POST', 'Goal', clinicianHeaders(clinician, p.nin), {
+          resourceType: 'Goal',
+          lifecycleStatus: 'active',
+          description: { text: 'Benchmark goal' },
+          subject: { reference: `Patient/${p.patientId}` },
+        });
+        goals.push({ id: made.body.id as string, nin: p.nin, patientId: p.patientId, version: 1 });
       }
-      ceilingServer ??= await startCeiling();
-      const before = beside ? (ceilings.at(-1) as LoadResult) : await measureCeiling(ceilingServer);
-      const audited = await runLoad(ceilingServer, auditedCeilingScenario(fixture), load);
-      const after = await measureCeiling(ceilingServer);
-      console.error(`[${kind}] ${audited.scenario}: ${audited.rps} req/s, ${measured(audited)}`);
-      if (!beside) for (const r of results) r.ceilingRps = mean(before, after);
-      return { db: db.description, ingest: ingested, results, ceilings, audited: { ...audited, ceilingRps: mean(before, after) } };
+      await db.settle();
+      const fixture: Fixture = { url: server.url, clinician, machine, patients: loaded, goals, model: models[0] as Fixture['model'] };
+      const all = scenarios(fixture);
+      // A misspelt name would otherwise measure nothing and say nothing.
+      const unknown = only?.filter((name) => !all.some((s) => s.name === name)) ?? [];
+      if (unknown.length) throw new Error(`--only names no scenario: ${unknown.map((n) => JSON.stringify(n)).join(', ')}; the scenarios are ${all.map((s) => JSON.stringify(s.name)).join(', ')}`);
+      const startCeiling = () => startProcess(path.join(repo, 'bench', 'ceiling.ts'), env, '/readyz', ['--import', 'tsx']);
+      const ceilings: LoadResult[] = [];
+      const measureCeiling = async (on: Running) => {
+        const r = await runLoad(on, ceilingScenario(fixture), load);
+        console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s, ${measured(r)}`);
+        ceilings.push(r);
+        return r;
+      };
+      // The host's speed drifts over minutes (the same ceiling measured 6,800 and 11,000 req/s within
+      // the hour), so a ratio is only as good as its ceiling is near. A PostgreSQL server can serve
+      // the ceiling's process beside Samplan's: it is measured just before and just after each
+      // scenario, and the scenario is a share of the two's mean. The embedded database belongs to
+      // one process: there the ceiling opens it once the server is gone, and every ratio is to it.
+      const beside = db.kind === 'postgres' ? await startCeiling() : undefined;
+      let ceilingServer = beside;
+      try {
+        const results: Run['results'] = [];
+        try {
+          let before = beside ? await measureCeiling(beside) : undefined;
+          for (const scenario of all) {
+            if (only && !only.includes(scenario.name)) continue;
+            const r = await runLoad(server, scenario, load);
+            const after = beside ? await measureCeiling(beside) : undefined;
+            const ceilingRps = before && after ? mean(before, after) : 0;
+            before = after;
+            console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${share({ ...r, ceilingRps })} of ${ceilingRps})` : ''}, ${measured(r)}`);
+            results.push({ ...r, ceilingRps });
+          }
+        } finally {
+          await server.stop();
+        }
+        ceilingServer ??= await startCeiling();
+        const before = beside ? (ceilings.at(-1) as LoadResult) : await measureCeiling(ceilingServer);
+        const audited = await runLoad(ceilingServer, auditedCeilingScenario(fixture), load);
+        const after = await measureCeiling(ceilingServer);
+        console.error(`[${kind}] ${audited.scenario}: ${audited.rps} req/s, ${measured(audited)}`);
+        if (!beside) for (const r of results) r.ceilingRps = mean(before, after);
+        return { db: db.description, ingest: ingested, results, ceilings, audited: { ...audited, ceilingRps: mean(before, after) } };
+      } finally {
+        await ceilingServer?.stop();
+      }
     } finally {
-      await ceilingServer?.stop();
+      await server.stop();
     }
   } finally {
     await db.close();
