@@ -122,9 +122,10 @@ async function databaseFigures() {
     SELECT pg_size_pretty(pg_database_size(current_database())) AS size, pg_database_size(current_database())::float8 AS bytes`;
   const tables: Record<string, { rows: number; size: string }> = {};
   for (const table of ['resources', 'resource_versions', ...INDEX_TABLE_NAMES, 'audit_events']) {
-    // A partitioned table (the audit trail, by month) is the sum of its partitions; a plain one is its own tree.
+    // A partitioned table (the audit trail, by month) is the sum of its partitions; a plain one has
+    // no partition tree (the sum is null) and is its own size.
     const [row] = await sql.unsafe<Array<{ rows: number; size: string }>>(
-      `SELECT count(*)::float8 AS rows, pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('${table}'))::bigint) AS size FROM ${table}`,
+      `SELECT count(*)::float8 AS rows, pg_size_pretty(coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('${table}'))::bigint, pg_total_relation_size('${table}'))) AS size FROM ${table}`,
     );
     tables[table] = row as { rows: number; size: string };
   }
