@@ -24,6 +24,22 @@ export function textOf(text: StoredText): string {
   return typeof text === 'string' ? text : text.toString('utf8');
 }
 
+/**
+ * Settings of every session Samplan opens, on either driver.
+ *
+ * `plan_cache_mode`: every statement Samplan sends is built once per shape, its values bound, and
+ * prepared on each connection. Left to itself (`auto`), PostgreSQL plans a prepared statement for
+ * its values on its first five runs, then keeps a generic plan only if its estimated cost is no
+ * higher than theirs. For Samplan's searches, whose access rule leaves the generic estimate
+ * unsure, it is higher once the tables are large, and PostgreSQL then plans every run afresh: at
+ * 100,000 patients the plan Bundle's search took 1.3–1.8 ms to plan and 0.2–0.6 ms to run, the
+ * same plan each time (docs/performance.md, "Scale"). A generic plan is made once per connection
+ * and statement. What it may not depend on, the values, the statements are built not to need: a
+ * prefix is a range a B-tree serves, a type a literal where a partial index wants it, and the
+ * EXPLAIN tests check the generic plans of every search and every statement of a day's work.
+ */
+export const SESSION_SETTINGS: Readonly<Record<string, string>> = { plan_cache_mode: 'force_generic_plan' };
+
 /** A connection inside an open transaction. */
 export interface Transaction extends Queryable {
   readonly inTransaction: true;

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
-import { type Database, deferredFailure, runTransaction, type Transaction } from './db.js';
+import { type Database, deferredFailure, runTransaction, SESSION_SETTINGS, type Transaction } from './db.js';
 import { PreparedStatements } from './pglite-statements.js';
 
 export interface PgliteOptions {
@@ -23,6 +23,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
     parsers: { [types.INT8]: (v: string) => Number(v) },
   });
   await pg.waitReady;
+  await pg.exec(Object.entries(SESSION_SETTINGS).map(([name, value]) => `SET ${name} = ${value}`).join('; '));
   // PGlite runs PostgreSQL in single-user mode: no autovacuum. Two parts of its work matter here,
   // done like autovacuum's thresholds — after every MAINTAIN_EVERY committed transactions, and at
   // open: statistics for the planner (without them it misjudges, e.g., the status check's plan by

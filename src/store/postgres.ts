@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { type AtCommit, DatabaseUnavailableError, deferredFailure, type Queryable, type QueryOptions, runTransaction, sqlState, type Database, type Transaction } from './db.js';
+import { type AtCommit, DatabaseUnavailableError, deferredFailure, type Queryable, type QueryOptions, runTransaction, SESSION_SETTINGS, sqlState, type Database, type Transaction } from './db.js';
 
 export interface PostgresOptions {
   /** Connections for transactions (default 10). */
@@ -41,6 +41,8 @@ function pool(url: string, max: number, options: PostgresOptions): postgres.Sql 
     // database is back (and the requests waiting meanwhile fail at once: patch fix 7).
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.25),
     onnotice: () => undefined,
+    // Sent with the connection's start-up message: in force before its first statement.
+    connection: { ...SESSION_SETTINGS },
     types: {
       bigint: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) },
       // Strings pass through untouched so PostgreSQL's own 'infinity' and '-infinity' reach it.

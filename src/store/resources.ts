@@ -208,9 +208,6 @@ async function failsAs(state: string, statement: Promise<unknown>): Promise<bool
 const UPDATE_SQL = updateSql(true);
 const UPDATE_KEEPING_INDEX_SQL = updateSql(false);
 
-const GENERIC_PLANS = 'SET LOCAL plan_cache_mode = force_generic_plan';
-const AUTO_PLANS = 'SET LOCAL plan_cache_mode = auto';
-
 /** A resource to insert as a whole, for `insertMany`: its version, index rows and published version. */
 export interface NewResource extends NewVersion {
   index: IndexRows | undefined;
@@ -395,12 +392,6 @@ export class ResourceStore {
    * one `target` had when locked, the index tables are not touched at all. Finding that out in
    * SQL, row by row, was most of the statement's 0.3 ms in PostgreSQL.
    *
-   * Rewriting the rows is sent with its own generic plan: PostgreSQL re-planned that statement for
-   * a custom plan on a quarter to nearly all of its calls, depending on the data's statistics, at
-   * about 1 ms each — more than its execution — while its execution does not depend on the values
-   * (one rid's rows by index). The setting is the transaction's and is put back at once; the
-   * three statements go out together.
-   *
    * False when the row is not at the version before `v`: the statement then fails as a whole
    * (migration 016) rather than change nothing, so in a transaction, which it takes down with it,
    * the caller need not wait for its answer (Transaction.expect).
@@ -409,11 +400,7 @@ export class ResourceStore {
     const params = indexParams(index);
     const digest = indexDigest(params);
     if (digest === target.indexDigest) return failsAs(VERSION_MOVED, q.query(UPDATE_KEEPING_INDEX_SQL, [...rowParams(v), v.method, target.rid]));
-    // The UPDATE's failure comes first; the AUTO_PLANS after it fails as aborted.
-    return failsAs(
-      VERSION_MOVED,
-      Promise.all([q.query(GENERIC_PLANS), q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]), q.query(AUTO_PLANS)]),
-    );
+    return failsAs(VERSION_MOVED, q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]));
   }
 
   /**

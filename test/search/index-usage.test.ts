@@ -1,8 +1,8 @@
 /**
  * Every search the API can generate is answered from an index. For each search parameter of every
  * resource type we compile a typical query and ask the planner, with sequential scans disabled,
- * for its plan: if a Seq Scan remains, no index can serve that search, and at millions of rows it
- * would read the whole table.
+ * for the generic plan the server runs it with: if a Seq Scan remains, no index can serve that
+ * search, and at millions of rows it would read the whole table.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definitions } from '../../src/fhir/definitions.js';
@@ -10,6 +10,7 @@ import { parseSearch } from '../../src/search/parse.js';
 import { type ParamDef, searchRegistry } from '../../src/search/registry.js';
 import { countQuery, pageQuery } from '../../src/search/sql.js';
 import { openTestDatabase, type TestDatabase } from '../support/db.js';
+import { genericPlan } from '../support/explain.js';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -37,15 +38,6 @@ function sampleValue(p: ParamDef): string {
     case 'composite':
       return (p.components ?? []).map((c) => sampleValue(c.param).replace(/\$/g, '')).join('$');
   }
-}
-
-async function plan(sql: string, parameters: readonly unknown[]): Promise<string> {
-  const { db } = database;
-  return db.transaction(async (tx) => {
-    await tx.query('SET LOCAL enable_seqscan = off');
-    const rows = await tx.query<Record<string, string>>(`EXPLAIN ${sql}`, parameters);
-    return rows.map((r) => Object.values(r)[0]).join('\n');
-  });
 }
 
 const BIG_TABLES = /Seq Scan on (resources|resource_versions|idx_\w+)/;
@@ -84,7 +76,7 @@ describe('index usage', () => {
     for (const [type, params] of queries) {
       const query = parseSearch(type, params, { strict: true, baseUrl: 'http://x/fhir' });
       for (const compiled of [pageQuery(query), countQuery(query)]) {
-        const text = await plan(compiled.sql, compiled.parameters);
+        const text = await genericPlan(database.db, compiled.sql, compiled.parameters);
         if (BIG_TABLES.test(text)) failures.push(`${type}?${params.map((p) => p.join('=')).join('&')}\n${text}`);
       }
     }

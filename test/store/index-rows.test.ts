@@ -34,28 +34,6 @@ async function stored(rid: number) {
   return { token, date, reference };
 }
 
-describe('the update statement', () => {
-  // First in the file: PostgreSQL has not yet planned the statement on any connection.
-  it('runs with a generic plan, and leaves the transaction\'s planning as it found it', async () => {
-    const id = nextId();
-    const rid = (await store.insert(database(), version(id, 1), rows({}))) as number;
-    const { before, after, mode } = await database().transaction(async (tx) => {
-      const plans = async () =>
-        (
-          await tx.query<{ generic: number; custom: number }>(
-            `SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE statement LIKE 'WITH r AS (%UPDATE resources SET version%'`,
-          )
-        )[0] ?? { generic: 0, custom: 0 };
-      const before = await plans();
-      await store.update(tx, { rid }, version(id, 2), rows({ token: [[1, 'urn:s', 'a', null]] }));
-      return { before, after: await plans(), mode: (await tx.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0]?.plan_cache_mode };
-    });
-    // Left to itself, PostgreSQL plans a prepared statement's first five runs for their values.
-    expect(after).toEqual({ generic: before.generic + 1, custom: before.custom });
-    expect(mode).toBe('auto');
-  });
-});
-
 describe('an update\'s index rows', () => {
   it('keeps the rows that stay, replaces the ones that changed, and holds exactly the new version\'s rows', async () => {
     const first = rows({

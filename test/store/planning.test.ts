@@ -1,0 +1,33 @@
+/**
+ * Statements are planned once per connection, not for each request's values (SESSION_SETTINGS):
+ * left to choose, PostgreSQL re-planned the plan Bundle's search on every run once the tables were
+ * large, at several times the cost of running it.
+ */
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../support/db.js';
+
+const database = useTestDatabase();
+
+const mode = async (q: { query: ReturnType<typeof database>['query'] }) =>
+  (await q.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0]?.plan_cache_mode;
+
+describe('planning', () => {
+  it('uses generic plans for single statements and in transactions', async () => {
+    expect(await mode(database())).toBe('force_generic_plan');
+    expect(await database().transaction((tx) => mode(tx))).toBe('force_generic_plan');
+  });
+
+  it('plans a statement once, whatever values it is run with', async () => {
+    // A text no other test sends, so that it is prepared here for the first time.
+    const text = 'SELECT rid FROM resources WHERE type = $1 AND id = $2 AND compartments && $3::text[] /* planning.test */';
+    const counts = await database().transaction(async (tx) => {
+      for (let i = 0; i < 8; i++) await tx.query(text, [i % 2 ? 'Goal' : 'CarePlan', `id-${i}`, [`Patient/p${i}`]]);
+      return tx.query<{ generic: number; custom: number }>(
+        'SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE statement LIKE $1',
+        ['%/* planning.test */%'],
+      );
+    });
+    // Left to itself (plan_cache_mode = auto) PostgreSQL plans at least the first five runs for their values.
+    expect(counts).toEqual([{ generic: 8, custom: 0 }]);
+  });
+});

@@ -1,0 +1,28 @@
+import type { Database } from '../../src/store/db.js';
+
+/** `value` as an SQL literal of unknown type, which EXECUTE casts to its parameter's type. */
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  const quote = (text: string) => `'${text.replace(/'/g, "''")}'`;
+  if (value instanceof Date) return quote(value.toISOString());
+  if (Array.isArray(value)) return quote(`{${value.map((v) => (v === null ? 'NULL' : `"${String(v).replace(/[\\"]/g, (c) => `\\${c}`)}"`)).join(',')}}`);
+  return quote(String(value));
+}
+
+/**
+ * The plan PostgreSQL runs `text` with, as the server sends it: prepared, with the session's
+ * generic plan (SESSION_SETTINGS), so one that needs the values to use an index shows up. Sequential
+ * scans are off: a Seq Scan that stays means no index can serve the statement.
+ */
+export async function genericPlan(db: Database, text: string, params: readonly unknown[]): Promise<string> {
+  return db.transaction(async (tx) => {
+    await tx.query('SET LOCAL enable_seqscan = off');
+    await tx.query(`PREPARE planned AS ${text}`);
+    const args = params.length ? `(${params.map(literal).join(', ')})` : '';
+    const rows = await tx.query<Record<string, string>>(`EXPLAIN EXECUTE planned${args}`);
+    await tx.query('DEALLOCATE planned');
+    return rows.map((r) => Object.values(r)[0]).join('\n');
+  });
+}
