@@ -63,7 +63,7 @@ async function benchmark(kind: DbKind): Promise<Run> {
     const env = { ...production.env, ...db.env, SEED_DEMO_DATA: 'true', RATE_LIMIT_PER_MINUTE: '1000000000' };
     const serverArgs = [...production.args, ...(values['server-args'] as string).split(' ').filter(Boolean)];
     const server = await startProcess(path.join(repo, 'dist', 'main.js'), env, '/readyz', serverArgs);
-    // Stopped on every path, a failure before the scenarios included; stopping twice is harmless.
+    // Stopped on every path, a failure before or during the scenarios included (stopping twice is harmless).
     try {
       console.error(`[${kind}] server up (pid ${server.pid}, ${server.rssMb()} MB); getting tokens`);
       const clinician = await token(server.url, db.dataDir, ['clinician', 'fastlege'], 'nhn:samplan/read nhn:samplan/write');
@@ -107,27 +107,25 @@ async function benchmark(kind: DbKind): Promise<Run> {
       let ceilingServer = beside;
       try {
         const results: Run['results'] = [];
-        try {
-          let before = beside ? await measureCeiling(beside) : undefined;
-          for (const scenario of all) {
-            if (only && !only.includes(scenario.name)) continue;
-            const r = await runLoad(server, scenario, load);
-            const after = beside ? await measureCeiling(beside) : undefined;
-            const ceilingRps = before && after ? mean(before, after) : 0;
-            before = after;
-            console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${share({ ...r, ceilingRps })} of ${ceilingRps})` : ''}, ${measured(r)}`);
-            results.push({ ...r, ceilingRps });
-          }
-        } finally {
-          await server.stop();
+        let before = beside ? await measureCeiling(beside) : undefined;
+        for (const scenario of all) {
+          if (only && !only.includes(scenario.name)) continue;
+          const r = await runLoad(server, scenario, load);
+          const after = beside ? await measureCeiling(beside) : undefined;
+          const ceilingRps = before && after ? mean(before, after) : 0;
+          before = after;
+          console.error(`[${kind}] ${r.scenario}: ${r.rps} req/s${ceilingRps ? ` (${share({ ...r, ceilingRps })} of ${ceilingRps})` : ''}, ${measured(r)}`);
+          results.push({ ...r, ceilingRps });
         }
+        // Before the ceiling's last measurements: on the embedded database it must own the data.
+        await server.stop();
         ceilingServer ??= await startCeiling();
-        const before = beside ? (ceilings.at(-1) as LoadResult) : await measureCeiling(ceilingServer);
+        const first = beside ? (ceilings.at(-1) as LoadResult) : await measureCeiling(ceilingServer);
         const audited = await runLoad(ceilingServer, auditedCeilingScenario(fixture), load);
-        const after = await measureCeiling(ceilingServer);
+        const last = await measureCeiling(ceilingServer);
         console.error(`[${kind}] ${audited.scenario}: ${audited.rps} req/s, ${measured(audited)}`);
-        if (!beside) for (const r of results) r.ceilingRps = mean(before, after);
-        return { db: db.description, ingest: ingested, results, ceilings, audited: { ...audited, ceilingRps: mean(before, after) } };
+        if (!beside) for (const r of results) r.ceilingRps = mean(first, last);
+        return { db: db.description, ingest: ingested, results, ceilings, audited: { ...audited, ceilingRps: mean(first, last) } };
       } finally {
         await ceilingServer?.stop();
       }

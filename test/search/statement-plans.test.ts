@@ -3,8 +3,9 @@
  * the plan, the patient's check-in and access log, the status check, a subscription and its
  * delivery worker — can be answered from indexes. The statements are recorded as the server
  * sends them (with the access rules of a real clinician's and citizen's token), then each is
- * given the generic plan the server runs it with, with sequential scans disabled: a Seq Scan that remains on a table that grows with the
- * population means no index can serve it, and at national scale it would read the whole table.
+ * given the generic plan the server runs it with, with sequential scans disabled: a Seq Scan that
+ * remains on a table that grows with the population means no index can serve it, and at national
+ * scale it would read the whole table.
  * (test/search/index-usage.test.ts does the same for every search parameter of every type.)
  */
 import type { Bundle, CarePlan, Goal } from '@medplum/fhirtypes';

@@ -4,17 +4,22 @@
  * large, at several times the cost of running it.
  */
 import { describe, expect, it } from 'vitest';
+import type { Queryable } from '../../src/store/db.js';
 import { useTestDatabase } from '../support/db.js';
 
 const database = useTestDatabase();
 
-const mode = async (q: { query: ReturnType<typeof database>['query'] }) =>
+const mode = async (q: Queryable) =>
   (await q.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0]?.plan_cache_mode;
 
 describe('planning', () => {
   it('uses generic plans for single statements and in transactions', async () => {
     expect(await mode(database())).toBe('force_generic_plan');
     expect(await database().transaction((tx) => mode(tx))).toBe('force_generic_plan');
+    // A transaction that fails, and one that changes the setting for itself, leave the session's as it was.
+    await expect(database().transaction(async (tx) => tx.query('SELECT 1 / 0'))).rejects.toThrow(/division by zero/);
+    await database().transaction((tx) => tx.query('SET LOCAL plan_cache_mode = auto'));
+    expect(await mode(database())).toBe('force_generic_plan');
   });
 
   it('plans a statement once, whatever values it is run with', async () => {

@@ -16,13 +16,18 @@ function literal(value: unknown): string {
  * generic plan (SESSION_SETTINGS), so one that needs the values to use an index shows up. Sequential
  * scans are off: a Seq Scan that stays means no index can serve the statement.
  */
+let planned = 0;
+
 export async function genericPlan(db: Database, text: string, params: readonly unknown[]): Promise<string> {
+  // A name of its own each time: a prepared statement outlives a transaction that fails, and one
+  // left behind must not make the next call fail as "already exists".
+  const name = `planned_${++planned}`;
   return db.transaction(async (tx) => {
     await tx.query('SET LOCAL enable_seqscan = off');
-    await tx.query(`PREPARE planned AS ${text}`);
+    await tx.query(`PREPARE ${name} AS ${text}`);
     const args = params.length ? `(${params.map(literal).join(', ')})` : '';
-    const rows = await tx.query<Record<string, string>>(`EXPLAIN EXECUTE planned${args}`);
-    await tx.query('DEALLOCATE planned');
+    const rows = await tx.query<Record<string, string>>(`EXPLAIN EXECUTE ${name}${args}`);
+    await tx.query(`DEALLOCATE ${name}`);
     return rows.map((r) => Object.values(r)[0]).join('\n');
   });
 }
