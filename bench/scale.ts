@@ -11,6 +11,9 @@
  * 3. capture the plans of the SQL a plan Bundle request runs (auto_explain: EXPLAIN ANALYZE with
  *    BUFFERS of every statement of a few requests, nested ones included).
  *
+ * The same for searches scoped by the access rule alone (bench/scenarios.ts: `GET Goal` and the like
+ * with the patient in `nhn-patient-nin`), at both sizes.
+ *
  * Reports p50/p95/p99 at both sizes, the ratio p95(large)/p95(1k), the database size and rows per
  * table; writes bench/results/scale-*.json and prints a Markdown table and the plans.
  *
@@ -26,6 +29,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Bundle } from '@medplum/fhirtypes';
 import postgres from 'postgres';
+import { inCompartments } from '../src/store/compartments.js';
 import { INDEX_TABLE_NAMES } from '../src/store/resources.js';
 import { call, clinicianHeaders, FNR, token } from './lib/api.js';
 import { type BulkResult, bulkLoad } from './lib/bulk.js';
@@ -53,6 +57,8 @@ const { values } = parseArgs({
 const repo = path.resolve(import.meta.dirname, '..');
 const load: LoadOptions = { connections: Number(values.connections), durationSeconds: Number(values.duration), warmupSeconds: Number(values.warmup) };
 const SCENARIO = 'plan Bundle (_include=*)';
+/** Searches scoped by the access rule alone (no patient named in the query): they must not grow with the population either. */
+const SCOPED = 'searches by the access rule';
 const log = (line: string) => console.error(`[scale ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const loadAverage = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
@@ -81,7 +87,7 @@ async function patientsAt(ns: readonly number[]): Promise<LoadedPatient[]> {
   const rows = await sql<Array<{ nin: string; patient: string; plan: string }>>`
     SELECT t.code AS nin, p.id AS patient, c.id AS plan
       FROM idx_token t JOIN resources p ON p.rid = t.rid
-      JOIN resources c ON c.type = 'CarePlan' AND c.compartments @> ARRAY['Patient/' || p.id]::text[]
+      JOIN resources c ON c.type = 'CarePlan' AND NOT c.deleted AND ${sql.unsafe(inCompartments(String.raw, 'c.compartments', `ARRAY['Patient/' || p.id]`))}
      WHERE t.system = ${FNR} AND t.code = ANY(${sql.array(nins)}::text[]) AND p.type = 'Patient'`;
   const byNin = new Map(rows.map((r) => [r.nin, r]));
   return nins.map((nin) => {
@@ -91,15 +97,15 @@ async function patientsAt(ns: readonly number[]): Promise<LoadedPatient[]> {
   });
 }
 
-/** The plan Bundle scenario over `patients` (scenarios() takes 200 patients per fixture: chunks of 200, joined). */
-function planBundleScenario(fixture: Omit<Fixture, 'patients'>, patients: readonly LoadedPatient[]): Scenario {
+/** The scenario `name` over `patients` (scenarios() takes 200 patients per fixture: chunks of 200, joined). */
+function scenarioOver(name: string, fixture: Omit<Fixture, 'patients'>, patients: readonly LoadedPatient[]): Scenario {
   const requests: Scenario['requests'] = [];
   for (let i = 0; i < patients.length; i += 200) {
-    const scenario = scenarios({ ...fixture, patients: patients.slice(i, i + 200) }).find((s) => s.name === SCENARIO);
-    if (!scenario) throw new Error(`no scenario "${SCENARIO}"`);
+    const scenario = scenarios({ ...fixture, patients: patients.slice(i, i + 200) }).find((s) => s.name === name);
+    if (!scenario) throw new Error(`no scenario "${name}"`);
     requests.push(...scenario.requests);
   }
-  return { name: SCENARIO, requests };
+  return { name, requests };
 }
 
 /** Resource types and counts of a patient's plan Bundle. */
@@ -212,7 +218,8 @@ try {
   const shapes = { model: await bundleShape(server, clinician, MODEL_NINS[0] as string), copy: await bundleShape(server, clinician, (basePatients[0] as LoadedPatient).nin) };
   log(`plan Bundle of the model (anne): ${shapes.model}`);
   log(`plan Bundle of copy 0:           ${shapes.copy}`);
-  const atBase = await measure(server, planBundleScenario({ ...fixture, url: server.url }, basePatients), `${base} patients`);
+  const atBase = await measure(server, scenarioOver(SCENARIO, fixture, basePatients), `${base} patients`);
+  const scopedAtBase = await measure(server, scenarioOver(SCOPED, fixture, basePatients), `${base} patients, ${SCOPED}`);
   const baseDb = await databaseFigures();
   await server.stop();
 
@@ -228,8 +235,9 @@ try {
   const spread = await patientsAt(Array.from({ length: spreadCount }, (_, i) => Math.floor(((i + Math.random()) * reached) / spreadCount)));
   // Shuffled, so the connections do not walk the population in order.
   spread.sort(() => Math.random() - 0.5);
-  const atScale = await measure(server, planBundleScenario({ ...fixture, url: server.url, clinician }, spread), `${reached} patients (spread over all)`);
-  const atScaleFirst = await measure(server, planBundleScenario({ ...fixture, url: server.url, clinician }, basePatients), `${reached} patients (the first ${base})`);
+  const atScale = await measure(server, scenarioOver(SCENARIO, { ...fixture, url: server.url, clinician }, spread), `${reached} patients (spread over all)`);
+  const atScaleFirst = await measure(server, scenarioOver(SCENARIO, { ...fixture, url: server.url, clinician }, basePatients), `${reached} patients (the first ${base})`);
+  const scopedAtScale = await measure(server, scenarioOver(SCOPED, { ...fixture, url: server.url, clinician }, spread), `${reached} patients (spread over all), ${SCOPED}`);
   const bigDb = await databaseFigures();
   await server.stop();
   server = undefined;
@@ -237,6 +245,7 @@ try {
   // 3. The plans.
   const plans = await capturePlans(spread);
   const ratio = Math.round((atScale.p95 / atBase.p95) * 100) / 100;
+  const scopedRatio = Math.round((scopedAtScale.p95 / scopedAtBase.p95) * 100) / 100;
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   mkdirSync(path.join(repo, 'bench', 'results'), { recursive: true });
@@ -252,6 +261,7 @@ try {
         base: { patients: base, bulk: baseLoad, vacuumSeconds: baseVacuum, result: atBase, database: baseDb },
         scale: { patients: reached, bulk: bigLoad, vacuumSeconds: bigVacuum, result: atScale, firstPatients: atScaleFirst, database: bigDb },
         ratioP95: ratio,
+        scoped: { base: scopedAtBase, scale: scopedAtScale, ratioP95: scopedRatio },
         plans,
       },
       null,
@@ -267,6 +277,12 @@ try {
   console.log(row(atScale, reached, bigDb));
   console.log(row(atScaleFirst, reached, bigDb));
   console.log(`\np95 ratio (${reached} / ${base}): **${ratio}** (target ≤ 1.5)`);
+  console.log(`\n${SCOPED} (GET Goal, CarePlan?status=active, Observation?_sort=-date&_count=10, Condition; the patient in nhn-patient-nin):\n`);
+  console.log('| population | patients | resources | database | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/req | errors | load average |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  console.log(row(scopedAtBase, base, baseDb));
+  console.log(row(scopedAtScale, reached, bigDb));
+  console.log(`\np95 ratio (${reached} / ${base}): **${scopedRatio}**`);
   console.log(`\nBulk load: ${bigLoad.resources} resources in ${bigLoad.seconds} s${bigLoad.indexSeconds !== undefined ? ` (${bigLoad.indexSeconds} s of it building the indexes)` : ''}: ${bigLoad.resourcesPerSecond} resources/s; VACUUM ANALYZE ${bigVacuum} s.`);
   console.log(`\nRows per table at ${reached} patients:\n`);
   console.log('| table | rows | size |\n|---|---:|---:|');

@@ -32,6 +32,16 @@ function planBundle(f: Fixture, p: LoadedPatient): LoadRequest {
   };
 }
 
+/**
+ * Searches that name no patient: the patient is the one in `nhn-patient-nin` (or the citizen
+ * logged in), and the access rule alone scopes them — as an EHR lists a patient's goals or
+ * conditions, or asks for the active plan by its status, which every patient's plan shares.
+ */
+function scopedSearches(f: Fixture, p: LoadedPatient): LoadRequest[] {
+  const headers = clinicianHeaders(f.clinician, p.nin);
+  return ['Goal', 'CarePlan?status=active', 'Observation?_sort=-date&_count=10', 'Condition'].map((search) => ({ method: 'GET', path: `/fhir/${search}`, headers }));
+}
+
 function goal(patientId: string, text: string, id?: string): Goal {
   return { resourceType: 'Goal', ...(id ? { id } : {}), lifecycleStatus: 'active', description: { text }, subject: { reference: `Patient/${patientId}` } };
 }
@@ -101,6 +111,7 @@ export function scenarios(f: Fixture): Scenario[] {
   return [
     { name: 'read by id', requests: read },
     { name: 'plan Bundle (_include=*)', requests: many.map((p) => planBundle(f, p)) },
+    { name: 'searches by the access rule', requests: many.flatMap((p) => scopedSearches(f, p)) },
     { name: 'create', requests: create },
     {
       name: 'update with If-Match',

@@ -35,6 +35,7 @@ import { recordPlanChanges } from '../../src/plan/status.js';
 import { extractIndex, type IndexRows } from '../../src/search/extract.js';
 import { spHash } from '../../src/search/registry.js';
 import type { Database, Queryable } from '../../src/store/db.js';
+import { inCompartments } from '../../src/store/compartments.js';
 import { openPostgres } from '../../src/store/postgres.js';
 import { INDEX_TABLE_NAMES, type NewResource, ResourceStore } from '../../src/store/resources.js';
 import { FNR } from './api.js';
@@ -72,7 +73,7 @@ export async function loadBulkModels(q: Queryable, nins: readonly string[], base
     );
     if (!patient) throw new Error(`no patient with fødselsnummer ${nin}: seed the database with the demo data first (start the server on it once with SEED_DEMO_DATA=true)`);
     const columns = 'r.rid, r.type, r.id, r.version, r.content, r.published_version';
-    const own = await q.query<StoredModelResource>(`SELECT ${columns} FROM resources r WHERE r.compartments @> ARRAY[$1]::text[] AND NOT r.deleted`, [`Patient/${patient.id}`]);
+    const own = await q.query<StoredModelResource>(`SELECT ${columns} FROM resources r WHERE ${inCompartments(String.raw, 'r.compartments', 'ARRAY[$1]::text[]')} AND NOT r.deleted`, [`Patient/${patient.id}`]);
     // Records about the patient's resources that are in no compartment themselves (Provenance).
     const about = await q.query<StoredModelResource>(
       `SELECT DISTINCT ${columns} FROM idx_reference x JOIN resources r ON r.rid = x.rid
@@ -215,8 +216,7 @@ function copyPatient(t: Templates, n: number, lastUpdated: string, baseUrl: stri
   });
 }
 
-export interface BulkOptions {
-  databaseUrl: string;
+export interface BulkCopyOptions {
   /** The models' fødselsnummer. */
   modelNins: readonly string[];
   from: number;
@@ -238,6 +238,10 @@ export interface BulkOptions {
   stopAt?: number;
   onProgress?: (patients: number, resources: number, seconds: number) => void;
   log?: (line: string) => void;
+}
+
+export interface BulkOptions extends BulkCopyOptions {
+  databaseUrl: string;
 }
 
 export interface BulkResult {
@@ -277,70 +281,78 @@ async function createIndexes(db: Database, indexes: ReadonlyArray<{ name: string
   }
 }
 
-/** Copies the models into patients `from`..`to`-1 (round-robin over the models), `batch` patients per statement. */
+/** `bulkCopy` into the PostgreSQL database at `databaseUrl`, with a connection for each statement in flight. */
 export async function bulkLoad(options: BulkOptions): Promise<BulkResult> {
   const db: Database = await openPostgres(options.databaseUrl, { max: options.concurrency, connectTimeout: 30 });
   try {
-    const models = await loadBulkModels(db, options.modelNins, options.baseUrl);
-    const sp = spHash('Patient.identifier');
-    const clash = await db.query(`SELECT 1 FROM idx_token WHERE sp = $1 AND system = $2 AND code = ANY($3::text[]) LIMIT 1`, [
-      sp,
-      FNR,
-      [person(options.from).nin, person(options.to - 1).nin],
-    ]);
-    if (clash.length) throw new Error(`patients ${options.from}..${options.to - 1} (or some of them) are there already: choose another --from`);
-    const store = new ResourceStore();
-    const started = performance.now();
-    const dropped = options.rebuildIndexes ? await dropIndexes(db) : [];
-    if (dropped.length) options.log?.(`dropped ${dropped.length} indexes; they are built again after the load`);
-    let next = options.from;
-    let patients = 0;
-    let resources = 0;
-    const loading = Promise.all(
-      Array.from({ length: options.concurrency }, async () => {
-        while (next < options.to && Date.now() < (options.stopAt ?? Infinity)) {
-          const first = next;
-          const last = Math.min(options.to, first + options.batch);
-          next = last;
-          const lastUpdated = new Date().toISOString();
-          const made = models.map((m) => templates(m, lastUpdated, options.baseUrl));
-          const rows: NewResource[] = [];
-          for (let n = first; n < last; n++) rows.push(...copyPatient(made[n % made.length] as Templates, n, lastUpdated, options.baseUrl, n - first < made.length));
-          // With the patients' "last changed" for the status check, which the write pipeline keeps for the API's writes.
-          const inserted = await db.transaction(async (tx) => {
-            const n = await store.insertMany(tx, rows);
-            await recordPlanChanges(tx, rows);
-            return n;
-          });
-          if (inserted !== rows.length) throw new Error(`inserted ${inserted} of ${rows.length} resources`);
-          patients += last - first;
-          resources += inserted;
-          options.onProgress?.(patients, resources, (performance.now() - started) / 1000);
-        }
-      }),
-    );
-    // Whatever happens to the load, the indexes come back.
-    const indexStarted = await loading.then(
-      () => performance.now(),
-      async (err: unknown) => {
-        await createIndexes(db, dropped, options.log);
-        throw err;
-      },
-    );
-    await createIndexes(db, dropped, options.log);
-    // The planner's statistics for what was loaded, as autovacuum would give them a minute or so
-    // later: until then a search may take the wrong index (docs/performance.md, night of 27 November).
-    await db.query('ANALYZE');
-    const seconds = (performance.now() - started) / 1000;
-    const indexSeconds = (performance.now() - indexStarted) / 1000;
-    return {
-      patients,
-      resources,
-      seconds: Math.round(seconds * 10) / 10,
-      resourcesPerSecond: Math.round(resources / seconds),
-      ...(dropped.length ? { indexSeconds: Math.round(indexSeconds * 10) / 10 } : {}),
-    };
+    return await bulkCopy(db, options);
   } finally {
     await db.close();
   }
+}
+
+/**
+ * Copies the models into patients `from`..`to`-1 (round-robin over the models), `batch` patients
+ * per statement, into `db` (either driver: the tests give the planner a population this way).
+ */
+export async function bulkCopy(db: Database, options: BulkCopyOptions): Promise<BulkResult> {
+  const models = await loadBulkModels(db, options.modelNins, options.baseUrl);
+  const sp = spHash('Patient.identifier');
+  const clash = await db.query(`SELECT 1 FROM idx_token WHERE sp = $1 AND system = $2 AND code = ANY($3::text[]) LIMIT 1`, [
+    sp,
+    FNR,
+    [person(options.from).nin, person(options.to - 1).nin],
+  ]);
+  if (clash.length) throw new Error(`patients ${options.from}..${options.to - 1} (or some of them) are there already: choose another --from`);
+  const store = new ResourceStore();
+  const started = performance.now();
+  const dropped = options.rebuildIndexes ? await dropIndexes(db) : [];
+  if (dropped.length) options.log?.(`dropped ${dropped.length} indexes; they are built again after the load`);
+  let next = options.from;
+  let patients = 0;
+  let resources = 0;
+  const loading = Promise.all(
+    Array.from({ length: options.concurrency }, async () => {
+      while (next < options.to && Date.now() < (options.stopAt ?? Infinity)) {
+        const first = next;
+        const last = Math.min(options.to, first + options.batch);
+        next = last;
+        const lastUpdated = new Date().toISOString();
+        const made = models.map((m) => templates(m, lastUpdated, options.baseUrl));
+        const rows: NewResource[] = [];
+        for (let n = first; n < last; n++) rows.push(...copyPatient(made[n % made.length] as Templates, n, lastUpdated, options.baseUrl, n - first < made.length));
+        // With the patients' "last changed" for the status check, which the write pipeline keeps for the API's writes.
+        const inserted = await db.transaction(async (tx) => {
+          const n = await store.insertMany(tx, rows);
+          await recordPlanChanges(tx, rows);
+          return n;
+        });
+        if (inserted !== rows.length) throw new Error(`inserted ${inserted} of ${rows.length} resources`);
+        patients += last - first;
+        resources += inserted;
+        options.onProgress?.(patients, resources, (performance.now() - started) / 1000);
+      }
+    }),
+  );
+  // Whatever happens to the load, the indexes come back.
+  const indexStarted = await loading.then(
+    () => performance.now(),
+    async (err: unknown) => {
+      await createIndexes(db, dropped, options.log);
+      throw err;
+    },
+  );
+  await createIndexes(db, dropped, options.log);
+  // The planner's statistics for what was loaded, as autovacuum would give them a minute or so
+  // later: until then a search may take the wrong index (docs/performance.md, night of 27 November).
+  await db.query('ANALYZE');
+  const seconds = (performance.now() - started) / 1000;
+  const indexSeconds = (performance.now() - indexStarted) / 1000;
+  return {
+    patients,
+    resources,
+    seconds: Math.round(seconds * 10) / 10,
+    resourcesPerSecond: Math.round(resources / seconds),
+    ...(dropped.length ? { indexSeconds: Math.round(indexSeconds * 10) / 10 } : {}),
+  };
 }

@@ -39,7 +39,9 @@ export interface Access {
    * SQL condition on the `resources` row with this alias that makes it visible; undefined: no
    * restriction. The same alias gives the same condition for as long as the Access lives.
    */
-  readFilter(alias: string): RawBuilder<unknown> | undefined;
+  readFilter(alias: string, types?: readonly string[]): RawBuilder<unknown> | undefined;
+  /** The types whose visible rows `readFilter` confines to a few patients' compartments (ReadRule.confines). */
+  readonly confines?: ReadonlySet<string>;
   /** For callers who see the published version of a resource rather than the latest: its content and number. */
   served?(alias: string): { version: RawBuilder<unknown>; content: RawBuilder<unknown>; lastUpdated: RawBuilder<unknown> };
   /** Refuses (throws a FhirError) an interaction on a type — undefined: system level — before data is touched. */
@@ -65,7 +67,7 @@ export function visibility(access: Access): ReadRule {
   let rule = rules.get(access);
   if (!rule) {
     const served = access.served?.bind(access);
-    rule = { filter: (alias) => access.readFilter(alias), ...(served ? { served } : {}) };
+    rule = { filter: (alias, types) => access.readFilter(alias, types), ...(served ? { served } : {}), ...(access.confines ? { confines: access.confines } : {}) };
     rules.set(access, rule);
   }
   return rule;

@@ -18,6 +18,7 @@ import type { LockingWrite, PendingWrite, StoredWrite, WriteHook } from '../fhir
 import { isValidHpr, isValidNin, isValidOrgNr, OID } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import type { Queryable, Transaction } from '../store/db.js';
+import { inCompartments } from '../store/compartments.js';
 import { CHECK_IN_CODE, PROFILE } from './conventions.js';
 
 /** The Samplan profile a plan resource is held to (and given, if it does not claim it). */
@@ -97,6 +98,16 @@ function patientOf(resource: Resource): string | undefined {
   return local?.type === 'Patient' ? local.id : undefined;
 }
 
+/**
+ * Another active plan of the patient ($2) than $1; $3 is CarePlan.status's index key. The status
+ * is checked on the patient's plans (OFFSET 0: not a join the planner could start from every
+ * active plan's row).
+ */
+const OTHER_ACTIVE_PLAN = `SELECT r.id FROM resources r
+    WHERE r.type = 'CarePlan' AND NOT r.deleted AND r.id <> $1 AND ${inCompartments(String.raw, 'r.compartments', 'ARRAY[$2]::text[]')}
+      AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.sp = $3 AND t.code = 'active' OFFSET 0)
+    LIMIT 1`;
+
 async function checkOneActivePlan(w: PendingWrite, plan: CarePlan): Promise<void> {
   if (plan.status !== 'active') return;
   const patient = patientOf(plan);
@@ -104,13 +115,7 @@ async function checkOneActivePlan(w: PendingWrite, plan: CarePlan): Promise<void
   // Concurrent activations for one patient queue here; the loser then sees the winner's plan.
   await w.q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`active-plan:${patient}`]);
   const status = searchRegistry().get('CarePlan', 'status')?.sp;
-  const rows = await w.q.query<{ id: string }>(
-    `SELECT r.id FROM resources r
-      WHERE r.type = 'CarePlan' AND NOT r.deleted AND r.id <> $1 AND r.compartments @> ARRAY[$2]::text[]
-        AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.sp = $3 AND t.code = 'active')
-      LIMIT 1`,
-    [w.id, `Patient/${patient}`, status],
-  );
+  const rows = await w.q.query<{ id: string }>(OTHER_ACTIVE_PLAN, [w.id, `Patient/${patient}`, status]);
   const existing = rows[0];
   if (existing) {
     throw new FhirError(

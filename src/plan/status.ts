@@ -13,6 +13,7 @@ import type { PrivacyLookup } from '../security/privacy.js';
 import { isValidNin } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import { forReading, type Queryable, type Transaction } from '../store/db.js';
+import { inCompartments } from '../store/compartments.js';
 import type { WriteHook } from '../fhir/writer.js';
 
 export interface PlanStatus {
@@ -82,6 +83,17 @@ export const planChanges: WriteHook = {
   },
 };
 
+/**
+ * Whether the patients ($1: their compartments, $3: their ids) have an active plan ($2:
+ * CarePlan.status's index key), and when their plan last changed. "Last changed" is kept per
+ * patient by the write pipeline (recordPlanChanges above): one index lookup, however much the
+ * patient has; none for a patient who never had plan content. The status is checked on the
+ * patient's plans (OFFSET 0: not a join the planner could start from every active plan's row).
+ */
+const PLAN_STATUS = `SELECT EXISTS (SELECT 1 FROM resources p WHERE p.type = 'CarePlan' AND NOT p.deleted AND ${inCompartments(String.raw, 'p.compartments', '$1::text[]')}
+                    AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = p.rid AND t.sp = $2 AND t.code = 'active' OFFSET 0)) AS active,
+          (SELECT max(c.changed) FROM plan_changes c WHERE c.patient_id = ANY($3::text[])) AS changed`;
+
 /** `q` answers the plan query; `lookup` the patient's privacy settings (the cache, which a write of them empties at commit). */
 export async function planStatus(q: Queryable, lookup: PrivacyLookup, principal: Principal | undefined, nin: string): Promise<PlanStatus> {
   if (!isValidNin(nin)) throw errors.badRequest('nin must be a valid fødselsnummer or D-nummer');
@@ -92,15 +104,7 @@ export async function planStatus(q: Queryable, lookup: PrivacyLookup, principal:
   let lastChanged: Date | null = null;
   if (sharing && privacy.patientIds.length) {
     const status = searchRegistry().get('CarePlan', 'status')?.sp;
-    // NOT deleted lets the compartment index (partial: live rows only) find the patient's rows; a deletion leaves no compartments anyway.
-    // "Last changed" is kept per patient by the write pipeline (planChanges below): one index
-    // lookup, however much the patient has; none for a patient who never had plan content.
-    const rows = await q.query<{ active: boolean; changed: Date | null }>(
-      `SELECT EXISTS (SELECT 1 FROM resources p WHERE p.type = 'CarePlan' AND NOT p.deleted AND p.compartments && $1::text[]
-                        AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = p.rid AND t.sp = $2 AND t.code = 'active')) AS active,
-              (SELECT max(c.changed) FROM plan_changes c WHERE c.patient_id = ANY($3::text[])) AS changed`,
-      [privacy.patientIds.map((id) => `Patient/${id}`), status, privacy.patientIds],
-    );
+    const rows = await q.query<{ active: boolean; changed: Date | null }>(PLAN_STATUS, [privacy.patientIds.map((id) => `Patient/${id}`), status, privacy.patientIds]);
     active = rows[0]?.active ?? false;
     lastChanged = rows[0]?.changed ?? null;
   }

@@ -77,11 +77,13 @@ async function approval(s: Services, call: Call, target: { id?: string }): Promi
     const version = parameter(call.req.body, 'version')?.valueInteger ?? current;
     if (!Number.isInteger(version) || version < 1 || version > current) throw errors.badRequest(`CarePlan/${plan.id} has no version ${version}`);
     const focus = `CarePlan/${plan.id}/_history/${version}`;
-    // The approval Task of this version, if any: found through the focus and code indexes.
+    // The approval Task of this version, if any: found through its focus, the code checked on
+    // what that finds (OFFSET 0 keeps the planner from starting at the code, which every
+    // patient's approval Tasks share: src/search/sql.ts, whereClause).
     const existing = await tx.query<{ id: string; content: string }>(
       `SELECT r.id, r.content FROM idx_reference x JOIN resources r ON r.rid = x.rid
         WHERE x.sp = $1 AND x.target_type = 'CarePlan' AND x.target_id = $2 AND x.version = $3 AND NOT r.deleted
-          AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.sp = $4 AND t.system = $5 AND t.code = $6) LIMIT 1`,
+          AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.sp = $4 AND t.system = $5 AND t.code = $6 OFFSET 0) LIMIT 1`,
       [searchRegistry().get('Task', 'focus')?.sp, plan.id, String(version), searchRegistry().get('Task', 'code')?.sp, APPROVAL.system, APPROVAL.code],
     );
     const now = new Date().toISOString();

@@ -18,6 +18,7 @@ import { ErrorCode, errors } from '../fhir/outcomes.js';
 import { parseLocalReference } from '../fhir/references.js';
 import { ageOn, NIN_SYSTEMS, parseNin } from '../no/identifiers.js';
 import { type SubscriptionRules, subscriptionAccess } from '../plan/subscriptions/access.js';
+import { inCompartments } from '../store/compartments.js';
 import { column, constantList } from '../store/sql.js';
 import type { ApiScopes } from './claims.js';
 import type { Citizen, Personnel, Principal } from './principal.js';
@@ -58,6 +59,10 @@ const PRIVACY_TYPES: readonly string[] = ['Patient', 'Consent'];
 // As literals in the statements' text: the same in every caller's rule.
 const PUBLIC_LIST = constantList(PUBLIC_TYPES);
 const PRIVACY_LIST = constantList(PRIVACY_TYPES);
+const PRIVACY_TYPE_SET: ReadonlySet<string> = new Set(PRIVACY_TYPES);
+
+/** The parts of the read rule (PrincipalAccess.readFilter). */
+type RulePart = 'public' | 'patient' | 'subscriptions';
 
 /** What citizens may write in their own compartment, and how to tell they are the author. */
 const CITIZEN_AUTHORED: Record<string, (r: Resource) => string[]> = {
@@ -97,6 +102,7 @@ export class PrincipalAccess implements Access {
   private readonly contentRefusal: (() => never) | undefined;
   /** Subscriptions belong to the client that made them: their own rules (plan/subscriptions). */
   private readonly subscriptions: SubscriptionRules;
+  readonly confines: ReadonlySet<string> | undefined;
 
   constructor(
     readonly principal: Principal,
@@ -108,6 +114,8 @@ export class PrincipalAccess implements Access {
     this.contentRefusal = this.refusalFor(principal, privacy);
     this.contentVisible = !this.contentRefusal;
     this.subscriptions = subscriptionAccess(principal, privacy, options.scopes, this);
+    // The rows contentReadFilter finds by the patient's compartments.
+    if (privacy && this.patientRefs.length && principal.kind !== 'machine') this.confines = this.contentVisible ? patientCompartmentTypes() : PRIVACY_TYPE_SET;
   }
 
   /** Why this caller may not see the patient's plan content at all, or undefined if they may. */
@@ -209,28 +217,47 @@ export class PrincipalAccess implements Access {
     if (interaction === 'history') throw errors.forbidden(ErrorCode.NoAccess, 'Version history is for health personnel; the patient sees the published plan');
   }
 
-  /** The rule's SQL by alias: Kysely's builders are immutable, and one Access serves request after request (authenticate.ts). */
+  /** The rule's SQL by part and alias: Kysely's builders are immutable, and one Access serves request after request (authenticate.ts). */
   private readonly filters = new Map<string, RawBuilder<unknown>>();
 
-  readFilter(alias: string): RawBuilder<unknown> {
-    let filter = this.filters.get(alias);
+  /**
+   * The rule has three parts — public rows, the patient's rows, the caller's subscriptions — and a
+   * row of a given type can only pass one of them. For rows of `types` only the parts that can
+   * pass them are written: the same rule, in a form whose plan starts from the part's index.
+   */
+  readFilter(alias: string, types?: readonly string[]): RawBuilder<unknown> {
+    const parts = new Set<RulePart>();
+    for (const type of types?.length ? types : [undefined]) {
+      if (type === undefined || PUBLIC_TYPES.includes(type)) parts.add('public');
+      if (this.confines && (type === undefined || this.confines.has(type))) parts.add('patient');
+      if (type === undefined || type === 'Subscription') parts.add('subscriptions');
+    }
+    const key = `${[...parts].join('+')} ${alias}`;
+    let filter = this.filters.get(key);
     if (!filter) {
-      filter = sql`(${this.contentReadFilter(alias)} OR ${this.subscriptions.readFilter(alias)})`;
-      this.filters.set(alias, filter);
+      const written = [...parts].map((part) => this.rulePart(part, alias));
+      filter = written.length ? sql`(${sql.join(written, sql` OR `)})` : sql`FALSE`;
+      this.filters.set(key, filter);
     }
     return filter;
   }
 
-  /** Rows of the patient's compartment and public rows this caller may see. */
-  private contentReadFilter(alias: string): RawBuilder<unknown> {
+  private rulePart(part: RulePart, alias: string): RawBuilder<unknown> {
     const r = (name: string) => column(alias, name);
-    const publicRows = sql`(${r('compartments')} = '{}' AND ${r('type')} = ANY(${PUBLIC_LIST}))`;
-    if (!this.privacy || !this.patientRefs.length || this.principal.kind === 'machine') return publicRows;
-    const mine = sql`${r('compartments')} && ${this.patientRefs}::text[]`;
-    if (!this.contentVisible) return sql`(${publicRows} OR (${mine} AND ${r('type')} = ANY(${PRIVACY_LIST})))`;
-    // The patient sees what has been published to them: drafts stay with the clinicians.
-    if (this.principal.kind === 'citizen') return sql`(${publicRows} OR (${mine} AND ${r('published_version')} IS NOT NULL))`;
-    return sql`(${publicRows} OR ${mine})`;
+    switch (part) {
+      case 'public':
+        return sql`(${r('compartments')} = '{}' AND ${r('type')} = ANY(${PUBLIC_LIST}))`;
+      case 'subscriptions':
+        return this.subscriptions.readFilter(alias);
+      case 'patient': {
+        // The references one by one, so that the planner counts them (src/store/compartments.ts).
+        const mine = inCompartments(sql, r('compartments'), sql`ARRAY[${sql.join(this.patientRefs)}]::text[]`);
+        if (!this.contentVisible) return sql`(${mine} AND ${r('type')} = ANY(${PRIVACY_LIST}))`;
+        // The patient sees what has been published to them: drafts stay with the clinicians.
+        if (this.principal.kind === 'citizen') return sql`(${mine} AND ${r('published_version')} IS NOT NULL)`;
+        return mine;
+      }
+    }
   }
 
   /** Citizens are served the published version, which may be older than the one being drafted. */

@@ -16,8 +16,14 @@ import { bind, column, type CompiledQuery, compile, type Fragment, kept, Slot } 
  * content and number they are served.
  */
 export interface ReadRule {
-  filter(alias: string): Fragment | undefined;
+  /** `types`: the rule for rows of these types only (the same rows pass; fewer parts need writing). */
+  filter(alias: string, types?: readonly string[]): Fragment | undefined;
   served?(alias: string): { version: Fragment; content: Fragment; lastUpdated: Fragment };
+  /**
+   * The types whose rows `filter` lets through only from a few patients' compartments: a search of
+   * these types is driven by the rule, whatever else it asks (search/sql.ts).
+   */
+  confines?: ReadonlySet<string>;
 }
 
 /** The content and version columns a rule serves for the row `alias` (and when that version was written, if asked). */

@@ -33,7 +33,7 @@ beforeAll(async () => {
   await t.db.query(
     `INSERT INTO audit_events (id, recorded, patient_id, agents_key, content) VALUES ('old-compact', now(), 'p1', 'k1', '{"interaction":"read","outcome":"0","entity":["CarePlan/c1/_history/2"]}')`,
   );
-  expect(await migrate(t.db)).toEqual(['018-audit-partitions']);
+  expect((await migrate(t.db))[0]).toBe('018-audit-partitions');
 });
 afterAll(async () => {
   await t.drop();

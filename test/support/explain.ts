@@ -14,20 +14,31 @@ function literal(value: unknown): string {
 /**
  * The plan PostgreSQL runs `text` with, as the server sends it: prepared, with the session's
  * generic plan (SESSION_SETTINGS), so one that needs the values to use an index shows up. Sequential
- * scans are off: a Seq Scan that stays means no index can serve the statement.
+ * scans are off unless `free`: a Seq Scan that stays means no index can serve the statement. `free`
+ * leaves the planner its own choice, which says something on a database with statistics.
+ * `analyze`: run with the values (EXPLAIN ANALYZE) for the rows each node read, and rolled back.
  */
 let planned = 0;
 
-export async function genericPlan(db: Database, text: string, params: readonly unknown[]): Promise<string> {
+export async function genericPlan(db: Database, text: string, params: readonly unknown[], options: { free?: boolean; analyze?: boolean } = {}): Promise<string> {
   // A name of its own each time: a prepared statement outlives a transaction that fails, and one
   // left behind must not make the next call fail as "already exists".
   const name = `planned_${++planned}`;
-  return db.transaction(async (tx) => {
-    await tx.query('SET LOCAL enable_seqscan = off');
+  let plan = '';
+  const explained = db.transaction(async (tx) => {
+    if (!options.free) await tx.query('SET LOCAL enable_seqscan = off');
     await tx.query(`PREPARE ${name} AS ${text}`);
     const args = params.length ? `(${params.map(literal).join(', ')})` : '';
-    const rows = await tx.query<Record<string, string>>(`EXPLAIN EXECUTE ${name}${args}`);
+    const rows = await tx.query<Record<string, string>>(`EXPLAIN ${options.analyze ? '(ANALYZE, TIMING OFF) ' : ''}EXECUTE ${name}${args}`);
     await tx.query(`DEALLOCATE ${name}`);
-    return rows.map((r) => Object.values(r)[0]).join('\n');
+    plan = rows.map((r) => Object.values(r)[0]).join('\n');
+    if (options.analyze) throw new RolledBack();
   });
+  await explained.catch((err: unknown) => {
+    if (!(err instanceof RolledBack)) throw err;
+  });
+  return plan;
 }
+
+/** Thrown to roll back what an analysed statement wrote. */
+class RolledBack extends Error {}

@@ -23,6 +23,7 @@ import { definitions } from '../../fhir/definitions.js';
 import { errors, FhirError } from '../../fhir/outcomes.js';
 import { patientCompartmentTypes, type PolicyOptions } from '../../security/policy.js';
 import { type Database, DatabaseUnavailableError, isRetryable } from '../../store/db.js';
+import { inCompartments } from '../../store/compartments.js';
 import { servedColumns } from '../../store/resources.js';
 import { compile, type Fragment } from '../../store/sql.js';
 import { type JobRow, JobStore } from './jobs.js';
@@ -245,7 +246,7 @@ export class ExportWorker {
   private compartmentCondition(job: JobRow, run: RunAccess): Fragment | undefined {
     if (job.level !== 'patient') return undefined;
     if (run.patients === null) return sql`cardinality(r.compartments) > 0`;
-    return sql`r.compartments && ${run.patients.map((id) => `Patient/${id}`)}::text[]`;
+    return inCompartments(sql, sql`r.compartments`, sql`${run.patients.map((id) => `Patient/${id}`)}::text[]`);
   }
 
   /** The types a job exports when the request named none: those present that the export may hold. */
@@ -254,7 +255,7 @@ export class ExportWorker {
     if (job.level === 'patient' && run.patients !== null) {
       if (!run.patients.length) return [];
       present = (
-        await this.db.query<{ type: string }>(`SELECT DISTINCT type FROM resources WHERE compartments && $1::text[] AND NOT deleted`, [
+        await this.db.query<{ type: string }>(`SELECT DISTINCT type FROM resources WHERE ${inCompartments(String.raw, 'compartments', '$1::text[]')} AND NOT deleted`, [
           run.patients.map((id) => `Patient/${id}`),
         ])
       ).map((r) => r.type);
