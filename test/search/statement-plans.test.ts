@@ -22,10 +22,9 @@ import { OID } from '../../src/no/identifiers.js';
 import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION } from '../../src/plan/conventions.js';
 import { MEASUREMENT } from '../../src/plan/templates/build.js';
 import { SUBSCRIPTION_EXTENSION } from '../../src/plan/subscriptions/index.js';
-import { PUBLIC_TYPES } from '../../src/security/policy.js';
 import type { Database, Queryable, Transaction } from '../../src/store/db.js';
 import { startTestServer, type TestServer } from '../support/app.js';
-import { genericPlan } from '../support/explain.js';
+import { genericPlan, largeRelations, populationReads } from '../support/explain.js';
 import { populate } from '../support/population.js';
 import { asCitizen, asClinician, clinicianToken, machineToken, nhnHeaders } from '../support/security.js';
 
@@ -190,14 +189,8 @@ describe('every statement of a day of plan work', () => {
   });
 
   it('finds the rows it needs without reading the population\'s', async () => {
-    // The tables the population has made large, and their indexes (a Bitmap Index Scan names only the index).
-    const large = await t.database.db.query<{ index: string; table: string }>(
-      `SELECT i.indexname AS index, i.tablename AS table FROM pg_indexes i JOIN pg_class c ON c.relname = i.tablename AND c.relnamespace = current_schema()::regnamespace
-        WHERE i.schemaname = current_schema() AND c.reltuples >= 10000`,
-    );
-    const largeTables = new Set(large.map((l) => l.table));
-    const largeIndexes = new Set(large.map((l) => l.index));
-    expect([...largeTables]).toEqual(expect.arrayContaining(['resources', 'resource_versions', 'idx_token', 'idx_reference']));
+    const large = await largeRelations(t.database.db);
+    expect([...large.tables]).toEqual(expect.arrayContaining(['resources', 'resource_versions', 'idx_token', 'idx_reference']));
     const failures: string[] = [];
     let analysed = 0;
     for (const [text, params] of [...recorded].filter(([text]) => !NOT_PLANNED.test(text) && !ONCE_AT_START.includes(text))) {
@@ -209,7 +202,7 @@ describe('every statement of a day of plan work', () => {
         },
         () => genericPlan(t.database.db, text, params, { free: true }),
       );
-      const reads = [...wholeScans(plan, largeTables, largeIndexes), ...manyRows(plan, largeTables, largeIndexes)];
+      const reads = populationReads(plan, large);
       if (reads.length) failures.push(`${text.replace(/\s+/g, ' ').slice(0, 300)}\n  reads: ${reads.join('; ')}\n${plan}`);
     }
     expect(analysed).toBeGreaterThan(40);
@@ -227,69 +220,3 @@ const ONCE_AT_START = [
   `SELECT EXISTS (SELECT 1 FROM resources WHERE type = 'Patient') AS found`,
   `SELECT count(*)::int AS total FROM resources AS r WHERE (NOT "r"."deleted" AND "r"."type" = $1)`,
 ];
-
-/** Columns whose condition alone selects a whole type's or a whole parameter's rows. */
-const NO_VALUE = new Set(['type', 'sp', 'deleted']);
-
-/** A condition to the shared catalogue's types (Practitioner, PlanDefinition, …): rows the population does not add to. */
-function catalogueOnly(condition: string): boolean {
-  const lists = [...condition.matchAll(/type = ANY \('\{([^}]*)\}'::text\[\]\)/g)].map((m) => (m[1] as string).split(','));
-  return lists.length > 0 && lists.every((list) => list.every((type) => PUBLIC_TYPES.includes(type)));
-}
-
-/** More rows than any one patient has: the demo patients have up to a few dozen resources, and the population 500 of each kind. */
-const MAX_ROWS = 250;
-
-/** The scans of a large table or its index in an analysed `plan` that read more than MAX_ROWS rows, the filtered-out ones included. */
-function manyRows(plan: string, tables: ReadonlySet<string>, indexes: ReadonlySet<string>): string[] {
-  const lines = plan.split('\n');
-  const found: string[] = [];
-  lines.forEach((line, i) => {
-    const scan = /(?:Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan)(?: Backward)?(?: using \w+)? on (\w+)|Bitmap Index Scan on (\w+)/.exec(line);
-    if (!scan || !(scan[1] ? tables.has(scan[1]) : indexes.has(scan[2] as string))) return;
-    const actual = /actual rows=(\d+) loops=(\d+)/.exec(line);
-    if (!actual) return;
-    let removed = 0;
-    for (const detail of nodeDetails(lines, i)) {
-      const m = /Rows Removed by (?:Filter|Index Recheck): (\d+)/.exec(detail);
-      if (m) removed += Number(m[1]);
-    }
-    const read = (Number(actual[1]) + removed) * Number(actual[2]);
-    if (read > MAX_ROWS) found.push(`${read} rows: ${line.trim()}`);
-  });
-  return found;
-}
-
-/** The lines that describe the node on line `i` (more deeply indented, up to the next node). */
-function nodeDetails(lines: readonly string[], i: number): string[] {
-  const depth = (lines[i] as string).search(/\S/);
-  const details: string[] = [];
-  for (let j = i + 1; j < lines.length; j++) {
-    const next = lines[j] as string;
-    if (next.search(/\S/) <= depth || next.trim().startsWith('->')) break;
-    details.push(next);
-  }
-  return details;
-}
-
-/**
- * The scans in `plan` that read a large table whole (Seq Scan) or a whole range of a large table's
- * index that no value narrows: an index scan without an Index Cond, or one whose conditions are on
- * NO_VALUE columns only.
- */
-function wholeScans(plan: string, tables: ReadonlySet<string>, indexes: ReadonlySet<string>): string[] {
-  const lines = plan.split('\n');
-  const found: string[] = [];
-  lines.forEach((line, i) => {
-    const seq = /Seq Scan on (\w+)/.exec(line);
-    if (seq && tables.has(seq[1] as string)) found.push(line.trim());
-    const scan = /(?:Index Scan|Index Only Scan)(?: Backward)? using (\w+) on (\w+)|Bitmap Index Scan on (\w+)/.exec(line);
-    if (!scan || !indexes.has((scan[1] ?? scan[3]) as string)) return;
-    const condition = nodeDetails(lines, i)
-      .map((detail) => /^\s*Index Cond: (.*)$/.exec(detail)?.[1])
-      .find((c) => c !== undefined) ?? '';
-    const columns = [...condition.matchAll(/([a-z_]+(?:\[1\])?) (?:=|<>|>=|<=|<|>|&&|@>|<@|~~)/g)].map((m) => m[1] as string);
-    if (!columns.some((c) => !NO_VALUE.has(c)) && !catalogueOnly(condition)) found.push(`${line.trim()}${condition ? ` (${condition})` : ''}`);
-  });
-  return found;
-}
