@@ -114,7 +114,7 @@ export class PrincipalAccess implements Access {
     this.contentRefusal = this.refusalFor(principal, privacy);
     this.contentVisible = !this.contentRefusal;
     this.subscriptions = subscriptionAccess(principal, privacy, options.scopes, this);
-    // The rows contentReadFilter finds by the patient's compartments.
+    // The types whose rows the rule's patient part finds by the patient's compartments.
     if (privacy && this.patientRefs.length && principal.kind !== 'machine') this.confines = this.contentVisible ? patientCompartmentTypes() : PRIVACY_TYPE_SET;
   }
 
@@ -221,9 +221,9 @@ export class PrincipalAccess implements Access {
   private readonly filters = new Map<string, RawBuilder<unknown>>();
 
   /**
-   * The rule has three parts — public rows, the patient's rows, the caller's subscriptions — and a
-   * row of a given type can only pass one of them. For rows of `types` only the parts that can
-   * pass them are written: the same rule, in a form whose plan starts from the part's index.
+   * The rule has three parts — public rows, the patient's rows, the caller's subscriptions — each
+   * for rows of its own types. For rows of `types` only the parts that can pass them are written:
+   * the same rule, in a form whose plan starts from the part's index.
    */
   readFilter(alias: string, types?: readonly string[]): RawBuilder<unknown> {
     const parts = new Set<RulePart>();
