@@ -270,18 +270,13 @@ try {
   );
   const row = (r: typeof atBase, patients: number, db: typeof baseDb) =>
     `| ${r.label} | ${patients} | ${db.tables.resources?.rows} | ${db.size} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.rps} | ${r.cpuPerRequestMs} | ${r.errors + r.failures} | ${r.loadAverage.before} → ${r.loadAverage.after} |`;
+  const table = (rows: string[]) =>
+    console.log(['| population | patients | resources | database | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/req | errors | load average |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|', ...rows].join('\n'));
   console.log(`Machine: ${machine}. ${load.connections} connections, ${load.warmupSeconds} s warm-up, ${load.durationSeconds} s measured; plan Bundle = POST CarePlan/_search subject:Patient.identifier + status=active + _include=*.\n`);
-  console.log('| population | patients | resources | database | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/req | errors | load average |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
-  console.log(row(atBase, base, baseDb));
-  console.log(row(atScale, reached, bigDb));
-  console.log(row(atScaleFirst, reached, bigDb));
+  table([row(atBase, base, baseDb), row(atScale, reached, bigDb), row(atScaleFirst, reached, bigDb)]);
   console.log(`\np95 ratio (${reached} / ${base}): **${ratio}** (target ≤ 1.5)`);
   console.log(`\n${SCOPED} (GET Goal, CarePlan?status=active, Observation?_sort=-date&_count=10, Condition; the patient in nhn-patient-nin):\n`);
-  console.log('| population | patients | resources | database | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/req | errors | load average |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
-  console.log(row(scopedAtBase, base, baseDb));
-  console.log(row(scopedAtScale, reached, bigDb));
+  table([row(scopedAtBase, base, baseDb), row(scopedAtScale, reached, bigDb)]);
   console.log(`\np95 ratio (${reached} / ${base}): **${scopedRatio}**`);
   console.log(`\nBulk load: ${bigLoad.resources} resources in ${bigLoad.seconds} s${bigLoad.indexSeconds !== undefined ? ` (${bigLoad.indexSeconds} s of it building the indexes)` : ''}: ${bigLoad.resourcesPerSecond} resources/s; VACUUM ANALYZE ${bigVacuum} s.`);
   console.log(`\nRows per table at ${reached} patients:\n`);

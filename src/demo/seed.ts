@@ -55,7 +55,7 @@ import { OID } from '../no/identifiers.js';
 import { CHECK_IN_CODE, CODE_SYSTEM, EXTENSION, ZONE_DISPLAY, type ZoneLevel } from '../plan/conventions.js';
 import { MEASUREMENT, measureCategory, quantity } from '../plan/templates/build.js';
 import { TEMPLATES, type Template } from '../plan/templates/index.js';
-import { apiScopes } from '../security/claims.js';
+import { type ApiScopes, apiScopes } from '../security/claims.js';
 import { PrincipalAccess } from '../security/policy.js';
 import { type Citizen, type Personnel, type Principal, patientNinOf } from '../security/principal.js';
 import { lookupPatient, privacyConsent } from '../security/privacy.js';
@@ -143,25 +143,9 @@ class Seeder {
     return this.run<T>(req, ctx, what);
   }
 
-  /** Health personnel from the population, working on one patient (`nhn-patient-nin`). */
+  /** demoPersonnel, with the seed's scopes. */
   personnel(key: string, patientNin: string): Personnel {
-    const c = clinicianByKey(key);
-    const org = organisation(c.organisation);
-    return {
-      kind: 'personnel',
-      pid: c.pid,
-      hpr: c.hpr,
-      name: fullName(c),
-      role: { system: NO.personnelCategory, code: c.role },
-      orgnrParent: org.orgnrParent,
-      orgnrChild: org.orgnrChild,
-      clientId: SEED_CLIENT.id,
-      clientName: SEED_CLIENT.name,
-      sourceSystem: SEED_CLIENT.name,
-      accessBasis: 'SAMTYKKE',
-      patientNin,
-      scopes: new Set([this.scopes.read, this.scopes.write]),
-    };
+    return demoPersonnel(key, patientNin, this.scopes);
   }
 
   /** A citizen acting for themself, or for `patientKey` as the population's representation says. */
@@ -613,6 +597,27 @@ async function checkIn(c: PlanContext, carePlan: CarePlan): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** Health personnel from the population, working on one patient (`nhn-patient-nin`) through the seed's client, with its consent. */
+export function demoPersonnel(key: string, patientNin: string, scopes: ApiScopes): Personnel {
+  const c = clinicianByKey(key);
+  const org = organisation(c.organisation);
+  return {
+    kind: 'personnel',
+    pid: c.pid,
+    hpr: c.hpr,
+    name: fullName(c),
+    role: { system: NO.personnelCategory, code: c.role },
+    orgnrParent: org.orgnrParent,
+    orgnrChild: org.orgnrChild,
+    clientId: SEED_CLIENT.id,
+    clientName: SEED_CLIENT.name,
+    sourceSystem: SEED_CLIENT.name,
+    accessBasis: 'SAMTYKKE',
+    patientNin,
+    scopes: new Set([scopes.read, scopes.write]),
+  };
+}
 
 /**
  * Seeds the demo data if the database has never held a Patient; otherwise changes nothing. One

@@ -18,8 +18,8 @@ import type { LockingWrite, PendingWrite, StoredWrite, WriteHook } from '../fhir
 import { isValidHpr, isValidNin, isValidOrgNr, OID } from '../no/identifiers.js';
 import { searchRegistry } from '../search/registry.js';
 import type { Queryable, Transaction } from '../store/db.js';
-import { inCompartments } from '../store/compartments.js';
 import { CHECK_IN_CODE, PROFILE } from './conventions.js';
+import { activePlanOf } from './status.js';
 
 /** The Samplan profile a plan resource is held to (and given, if it does not claim it). */
 export function profileFor(resource: Resource): string | undefined {
@@ -98,15 +98,8 @@ function patientOf(resource: Resource): string | undefined {
   return local?.type === 'Patient' ? local.id : undefined;
 }
 
-/**
- * Another active plan of the patient ($2) than $1; $3 is CarePlan.status's index key. The status
- * is checked on the patient's plans (OFFSET 0: not a join the planner could start from every
- * active plan's row).
- */
-const OTHER_ACTIVE_PLAN = `SELECT r.id FROM resources r
-    WHERE r.type = 'CarePlan' AND NOT r.deleted AND r.id <> $1 AND ${inCompartments(String.raw, 'r.compartments', 'ARRAY[$2]::text[]')}
-      AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.sp = $3 AND t.code = 'active' OFFSET 0)
-    LIMIT 1`;
+/** Another active plan of the patient ($2) than $1; $3 is CarePlan.status's index key. */
+const OTHER_ACTIVE_PLAN = `SELECT r.id FROM resources r WHERE r.id <> $1 AND ${activePlanOf('r', 'ARRAY[$2]::text[]', '$3')} LIMIT 1`;
 
 async function checkOneActivePlan(w: PendingWrite, plan: CarePlan): Promise<void> {
   if (plan.status !== 'active') return;

@@ -84,14 +84,23 @@ export const planChanges: WriteHook = {
 };
 
 /**
+ * SQL: the resources row `p` is an active CarePlan in the compartments `refs` (an SQL text[]),
+ * `statusSp` being CarePlan.status's index key. The status is checked on the patient's plans
+ * (OFFSET 0: not a join the planner could start from every active plan in the country). For the
+ * status check and the one-active-plan rule (rules.ts).
+ */
+export function activePlanOf(p: string, refs: string, statusSp: string): string {
+  return `${p}.type = 'CarePlan' AND NOT ${p}.deleted AND ${inCompartments(String.raw, `${p}.compartments`, refs)}
+    AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = ${p}.rid AND t.sp = ${statusSp} AND t.code = 'active' OFFSET 0)`;
+}
+
+/**
  * Whether the patients ($1: their compartments, $3: their ids) have an active plan ($2:
  * CarePlan.status's index key), and when their plan last changed. "Last changed" is kept per
  * patient by the write pipeline (recordPlanChanges above): one index lookup, however much the
- * patient has; none for a patient who never had plan content. The status is checked on the
- * patient's plans (OFFSET 0: not a join the planner could start from every active plan's row).
+ * patient has; none for a patient who never had plan content.
  */
-const PLAN_STATUS = `SELECT EXISTS (SELECT 1 FROM resources p WHERE p.type = 'CarePlan' AND NOT p.deleted AND ${inCompartments(String.raw, 'p.compartments', '$1::text[]')}
-                    AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = p.rid AND t.sp = $2 AND t.code = 'active' OFFSET 0)) AS active,
+const PLAN_STATUS = `SELECT EXISTS (SELECT 1 FROM resources p WHERE ${activePlanOf('p', '$1::text[]', '$2')}) AS active,
           (SELECT max(c.changed) FROM plan_changes c WHERE c.patient_id = ANY($3::text[])) AS changed`;
 
 /** `q` answers the plan query; `lookup` the patient's privacy settings (the cache, which a write of them empties at commit). */

@@ -13,19 +13,19 @@
  * planner started from the patient at this size either way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { citizenByKey } from '../../src/demo/population.js';
+import { demoPersonnel } from '../../src/demo/seed.js';
+import { visibility } from '../../src/fhir/access.js';
 import { definitions } from '../../src/fhir/definitions.js';
 import { parseSearch } from '../../src/search/parse.js';
 import { type ParamDef, searchRegistry } from '../../src/search/registry.js';
 import { countQuery, pageQuery } from '../../src/search/sql.js';
-import type { Bundle, Patient } from '@medplum/fhirtypes';
-import { citizenByKey, clinicianByKey } from '../../src/demo/population.js';
-import { visibility } from '../../src/fhir/access.js';
-import { CODE_SYSTEM } from '../../src/no/codes.js';
-import { OID } from '../../src/no/identifiers.js';
 import { apiScopes } from '../../src/security/claims.js';
 import { patientCompartmentTypes, PrincipalAccess } from '../../src/security/policy.js';
+import { lookupPatient } from '../../src/security/privacy.js';
 import type { ReadRule } from '../../src/store/resources.js';
-import { startTestServer, type TestServer } from '../support/app.js';
+import { BASE, startTestServer, type TestServer } from '../support/app.js';
 import { openTestDatabase, type TestDatabase } from '../support/db.js';
 import { genericPlan, type LargeRelations, largeRelations, populationReads } from '../support/explain.js';
 import { populate } from '../support/population.js';
@@ -118,28 +118,12 @@ describe('a GP\'s search for one patient of 500', () => {
   beforeAll(async () => {
     t = await startTestServer();
     await populate(t, 500);
-    const anne = citizenByKey('anne');
-    const found = await t.system<Bundle<Patient>>('GET', `Patient?identifier=${OID.fnr}|${anne.pid}`);
-    const patientId = found.body.entry?.[0]?.resource?.id as string;
-    const gp = clinicianByKey('fastlege');
-    const scopes = apiScopes('nhn:samplan');
-    const access = new PrincipalAccess(
-      {
-        kind: 'personnel',
-        pid: gp.pid,
-        hpr: gp.hpr,
-        role: { system: CODE_SYSTEM.personnelCategory, code: 'LE' },
-        orgnrParent: '983658725',
-        orgnrChild: '974633574',
-        clientId: 'ehr-test-client',
-        sourceSystem: 'index-usage.test',
-        accessBasis: 'SAMTYKKE',
-        patientNin: anne.pid,
-        scopes: new Set([scopes.read]),
-      },
-      { patientIds: [patientId], consent: true, optedOut: false, restricted: false, blockedHpr: new Set() },
-      { scopes, allowedRoles: new Set(['LE']) },
-    );
+    // The GP's rule for Anne as the server makes it: her privacy settings looked up, the server's scopes and roles.
+    const anne = citizenByKey('anne').pid;
+    const { security } = loadConfig({ BASE_URL: BASE });
+    const scopes = apiScopes(security.audience);
+    const access = new PrincipalAccess(demoPersonnel('fastlege', anne, scopes), await lookupPatient(t.database.db, anne), { scopes, allowedRoles: new Set(security.allowedRoles) });
+    expect(access.confines).toBeDefined();
     rule = visibility(access);
     large = await largeRelations(t.database.db);
   }, 300_000);

@@ -12,7 +12,7 @@ import { inCompartments } from '../../src/store/compartments.js';
 import type { Database } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrate.js';
 import { openPglite } from '../../src/store/pglite.js';
-import { onServer, useTestDatabase } from '../support/db.js';
+import { onServer, openTestDatabase, useTestDatabase } from '../support/db.js';
 
 const database = useTestDatabase();
 
@@ -62,6 +62,40 @@ describe('the compartment indexes', () => {
     // Patient p7's own ten resources, and the ten that are also in p7's compartment as their second.
     const found = await database().query(`SELECT id FROM resources WHERE ${inCompartments(String.raw, 'compartments', '$1::text[]')} AND NOT deleted`, [['Patient/p7']]);
     expect(found.length).toBe(20);
+  });
+});
+
+describe('a database upgraded to the first-compartment index (migration 019)', () => {
+  it('finds each patient\'s rows as it did before, with the new indexes in place of the old', async () => {
+    // The database as the release before left it: a GIN index over every row's compartments.
+    const old = await openTestDatabase({ migrateThrough: '018-audit-partitions' });
+    try {
+      const rows: Array<[string, string[], boolean]> = [
+        ['one', ['Patient/a'], false],
+        ['two', ['Patient/b'], false],
+        ['shared', ['Patient/b', 'Patient/a'], false],
+        ['deleted', ['Patient/a'], true],
+        ['public', [], false],
+      ];
+      for (const [id, compartments, deleted] of rows) {
+        await old.db.query(`INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments) VALUES ('Goal', $1, 1, now(), $2, '{}', $3::text[])`, [id, deleted, compartments]);
+      }
+      const find = (condition: string) => async (refs: string[]) =>
+        (await old.db.query<{ id: string }>(`SELECT id FROM resources WHERE ${condition} AND NOT deleted ORDER BY id`, [refs])).map((r) => r.id);
+      const before = find('compartments && $1::text[]');
+      const expected = [await before(['Patient/a']), await before(['Patient/b']), await before(['Patient/c'])];
+      expect(expected).toEqual([['one', 'shared'], ['shared', 'two'], []]);
+
+      expect(await migrate(old.db)).toEqual(['019-first-compartment']);
+      const after = find(inCompartments(String.raw, 'compartments', '$1::text[]'));
+      expect([await after(['Patient/a']), await after(['Patient/b']), await after(['Patient/c'])]).toEqual(expected);
+      const indexes = (await old.db.query<{ name: string }>(`SELECT indexname AS name FROM pg_indexes WHERE tablename = 'resources' AND indexname LIKE '%compartment%' ORDER BY 1`)).map((r) => r.name);
+      expect(indexes).toEqual(['resources_compartment', 'resources_consent_compartments', 'resources_shared_compartments']);
+      // The statistics that let the planner count the rows in several compartments (the plans: the test above).
+      expect(await old.db.query(`SELECT stxname AS name FROM pg_statistic_ext WHERE stxname = 'resources_compartment_count'`)).toEqual([{ name: 'resources_compartment_count' }]);
+    } finally {
+      await old.drop();
+    }
   });
 });
 
