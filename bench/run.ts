@@ -54,7 +54,7 @@ const mean = (a: LoadResult, b: LoadResult) => Math.round((a.rps + b.rps) / 2);
 const share = (r: { rps: number; ceilingRps: number }) => (r.ceilingRps ? `${Math.round((r.rps / r.ceilingRps) * 100)} %` : '–');
 /** A run's figures besides its throughput, as the progress log shows them. */
 const measured = (r: LoadResult) =>
-  `p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`;
+  `p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms, cpu ${r.cpuPerRequestMs} ms/req, database cpu ${r.databaseCpuPerRequestMs} ms/req, errors ${r.errors}, non-2xx ${r.failures}${r.failures ? ` ${JSON.stringify(r.failedStatuses)}` : ''}, peak ${r.peakMemoryMb} MB, machine busy ${r.machine.busyPercent} %, steal ${r.machine.stealPercent} %`;
 
 async function benchmark(kind: DbKind): Promise<Run> {
   const db: BenchDatabase = await openBenchDatabase(kind);
@@ -139,15 +139,15 @@ async function benchmark(kind: DbKind): Promise<Run> {
 
 function table(run: Run): string {
   const row = (r: LoadResult, ceiling: string, ofCeiling: string) =>
-    `| ${r.scenario} | ${r.rps} | ${ceiling} | ${ofCeiling} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.cpuPerRequestMs} | ${r.errors + r.failures} | ${r.peakMemoryMb} |`;
+    `| ${r.scenario} | ${r.rps} | ${ceiling} | ${ofCeiling} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.cpuPerRequestMs} | ${r.databaseCpuPerRequestMs || '–'} | ${r.errors + r.failures} | ${r.peakMemoryMb} |`;
   const sorted = [...run.ceilings].sort((a, b) => a.rps - b.rps);
   const median = sorted[Math.floor(sorted.length / 2)] as LoadResult;
   const range = `${(sorted[0] as LoadResult).rps}–${(sorted.at(-1) as LoadResult).rps}`;
   return [
     `**${run.db}** — ingest ${run.ingest.patients} patients, ${run.ingest.resources} resources: ${run.ingest.resourcesPerSecond} resources/s`,
     '',
-    '| scenario | req/s | its ceiling req/s | of ceiling | p50 ms | p95 ms | p99 ms | server CPU ms/req | errors | peak RSS MB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | req/s | its ceiling req/s | of ceiling | p50 ms | p95 ms | p99 ms | server CPU ms/req | database CPU ms/req | errors | peak RSS MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...run.results.map((r) => row(r, String(r.ceilingRps), share(r))),
     row(run.audited, String(run.audited.ceilingRps), share(run.audited)),
     row({ ...median, scenario: `ceiling (bare SELECT), median of ${sorted.length}` }, range, '100 %'),

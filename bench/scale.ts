@@ -166,7 +166,7 @@ async function measure(s: Running, scenario: Scenario, label: string) {
   const before = loadAverage();
   const result = await runLoad(s, scenario, load);
   const after = loadAverage();
-  log(`${label}: p50 ${result.p50} ms, p95 ${result.p95} ms, p99 ${result.p99} ms, ${result.rps} req/s, server CPU ${result.cpuPerRequestMs} ms/req, errors ${result.errors + result.failures}; load average ${before} → ${after}`);
+  log(`${label}: p50 ${result.p50} ms, p95 ${result.p95} ms, p99 ${result.p99} ms, ${result.rps} req/s, server CPU ${result.cpuPerRequestMs} ms/req, database CPU ${result.databaseCpuPerRequestMs} ms/req, errors ${result.errors + result.failures}; load average ${before} → ${after}`);
   return { label, ...result, loadAverage: { before, after } };
 }
 

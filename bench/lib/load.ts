@@ -5,7 +5,7 @@
  */
 import autocannon from 'autocannon';
 import type { Running } from './server.js';
-import { type MachineLoad, measureMachine } from './machine.js';
+import { databaseCpuMs, type MachineLoad, measureMachine } from './machine.js';
 
 export type LoadRequest = autocannon.Request;
 
@@ -47,6 +47,11 @@ export interface LoadResult {
    * the machine is with the database and the load generator.
    */
   cpuPerRequestMs: number;
+  /**
+   * The local PostgreSQL server's CPU time per request in ms (all its processes: bench/lib/machine.ts),
+   * 0 with the embedded database or a remote one.
+   */
+  databaseCpuPerRequestMs: number;
   /** The whole machine during the measured run (bench/lib/machine.ts). */
   machine: MachineLoad;
 }
@@ -56,6 +61,8 @@ function percentile(sorted: Float64Array, p: number): number {
   const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
   return Math.round((sorted[Math.max(0, i)] as number) * 100) / 100;
 }
+
+const perRequest = (ms: number, requests: number) => (requests ? Math.round((ms / requests) * 1000) / 1000 : 0);
 
 /** The list from its i-th request on, then its beginning: where one connection starts. */
 function startingAt<T>(list: readonly T[], i: number): T[] {
@@ -95,9 +102,11 @@ export async function runLoad(server: Running, scenario: Scenario, options: Load
   if (options.warmupSeconds > 0) await fire(server.url, scenario, options.connections, options.warmupSeconds, false);
   const stopSampling = server.sampleMemory();
   const cpuBefore = server.cpuMs();
+  const databaseBefore = databaseCpuMs();
   const machine = measureMachine();
   const { result, times, failed } = await fire(server.url, scenario, options.connections, options.durationSeconds, true);
   const cpu = server.cpuMs() - cpuBefore;
+  const databaseCpu = databaseCpuMs() - databaseBefore;
   const machineLoad = machine();
   const memory = stopSampling();
   const sorted = Float64Array.from(times).sort();
@@ -112,7 +121,8 @@ export async function runLoad(server: Running, scenario: Scenario, options: Load
     failures: Object.values(failed).reduce((a, b) => a + b, 0),
     failedStatuses: failed,
     peakMemoryMb: memory.peakMb,
-    cpuPerRequestMs: times.length ? Math.round((cpu / times.length) * 1000) / 1000 : 0,
+    cpuPerRequestMs: perRequest(cpu, times.length),
+    databaseCpuPerRequestMs: perRequest(databaseCpu, times.length),
     machine: machineLoad,
   };
 }

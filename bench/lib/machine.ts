@@ -4,7 +4,7 @@
  * with high steal was measured on a host busy with someone else's work; its throughput says
  * little, while its CPU per request still says what a request costs.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 export interface MachineLoad {
@@ -40,4 +40,43 @@ export function measureMachine(): () => MachineLoad {
       stealPercent: Math.round((steal / total) * allCores),
     };
   };
+}
+
+// utime and stime (fields 14 and 15 of /proc/<pid>/stat) are in clock ticks, 100 per second on Linux.
+const TICK_MS = 10;
+
+/** The CPU time one process has used, in ms (0 where /proc is missing or the process is gone). */
+export function cpuOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; the fields after its closing parenthesis are fixed.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The CPU time all of this machine's PostgreSQL processes (backends, WAL writer, checkpointer, …)
+ * have used, in ms: what the database server's side of a run costs. 0 with the embedded database
+ * (it runs in the server's process) or a database on another machine. A backend that exits
+ * during a run takes its time with it; the server's pool keeps its connections open.
+ */
+export function databaseCpuMs(): number {
+  let total = 0;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return 0;
+  }
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += cpuOf(Number(pid));
+    } catch {
+      // gone since the listing
+    }
+  }
+  return total;
 }

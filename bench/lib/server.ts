@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { cpuOf } from './machine.js';
 
 export interface Running {
   url: string;
@@ -57,20 +58,6 @@ async function waitUntilReady(url: string, child: ChildProcess, output: () => st
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`not ready after ${timeoutMs} ms:\n${output()}`);
-}
-
-// utime and stime (fields 14 and 15 of /proc/<pid>/stat) are in clock ticks, 100 per second on Linux.
-const TICK_MS = 10;
-
-function cpuOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces; the fields after its closing parenthesis are fixed.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-  } catch {
-    return 0;
-  }
 }
 
 /**
