@@ -110,18 +110,21 @@ const INDEX_TABLES: ReadonlyArray<{ key: keyof IndexRows; table: string; columns
 
 export const INDEX_TABLE_NAMES = INDEX_TABLES.map((t) => t.table);
 
+/** Every index table, as a mask with one bit per entry of INDEX_TABLES. */
+const ALL_TABLES = (1 << INDEX_TABLES.length) - 1;
+
 /**
- * CTEs writing the index rows of the rid produced by CTE `source`, from parameter arrays starting
- * at `$first`. `replacing` a resource's rows: only the difference is written — rows no longer
- * made are deleted, new ones inserted, rows that stay are left alone — as most updates change no
- * searchable value, and each row written is a heap tuple and up to four B-tree entries. The
- * sub-statements share one snapshot, so the INSERT compares against the rows as they were; both
- * write only when `source` made its row (an update that does not follow the stored version writes
- * nothing).
+ * CTEs writing the index rows of the rid produced by CTE `source` into the tables of `tables` (a
+ * mask), from parameter arrays starting at `$first`. `replacing` a resource's rows: only the
+ * difference is written — rows no longer made are deleted, new ones inserted, rows that stay are
+ * left alone — as most updates change no searchable value, and each row written is a heap tuple
+ * and up to four B-tree entries. The sub-statements share one snapshot, so the INSERT compares
+ * against the rows as they were; both write only when `source` made its row (an update that does
+ * not follow the stored version writes nothing).
  */
-function indexWriteCtes(source: string, first: number, replacing?: string): { sql: string; next: number } {
+function indexWriteCtes(source: string, first: number, tables: number, replacing?: string): { ctes: string[]; next: number } {
   let n = first;
-  const ctes = INDEX_TABLES.map(({ table, columns, casts }) => {
+  const ctes = INDEX_TABLES.filter((_, t) => tables & (1 << t)).map(({ table, columns, casts }) => {
     const rows = `unnest(${casts.map((c) => `$${n++}::${c}[]`).join(', ')}) AS u(${columns.join(', ')})`;
     if (!replacing) return `i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')}) SELECT ${source}.rid, u.* FROM ${source}, ${rows})`;
     const same = `(${columns.map((c) => `o.${c}`).join(', ')}) IS NOT DISTINCT FROM (${columns.map((c) => `u.${c}`).join(', ')})`;
@@ -129,68 +132,117 @@ function indexWriteCtes(source: string, first: number, replacing?: string): { sq
 i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')}) SELECT ${source}.rid, u.* FROM ${source}, ${rows}
   WHERE NOT EXISTS (SELECT 1 FROM ${table} AS o WHERE o.rid = ${replacing} AND ${same}))`;
   });
-  return { sql: ctes.join(',\n'), next: n };
+  return { ctes, next: n };
 }
 
-function indexParams(rows: IndexRows | undefined): unknown[][] {
-  return INDEX_TABLES.flatMap(({ key, columns }) => {
+/** A resource's index rows as parameter arrays: per table (in INDEX_TABLES' order), one array per column. */
+type IndexParams = unknown[][][];
+
+function indexParams(rows: IndexRows | undefined): IndexParams {
+  return INDEX_TABLES.map(({ key, columns }) => {
     const list = (rows?.[key] ?? []) as unknown[][];
     return columns.map((_, i) => list.map((row) => row[i]));
   });
 }
 
-/** A resource's index rows in short (from their parameter arrays): the same digest, the same rows. */
-function indexDigest(params: unknown[][]): string {
-  return hash('sha256', JSON.stringify(params), 'base64url');
+/** The tables a resource has index rows in (a mask). */
+function tablesWithRows(params: IndexParams): number {
+  return params.reduce((mask, table, t) => ((table[0]?.length ?? 0) > 0 ? mask | (1 << t) : mask), 0);
+}
+
+/** The parameter arrays of the tables in `tables`, in the order indexWriteCtes numbers them. */
+function arraysOf(params: IndexParams, tables: number): unknown[][] {
+  return params.flatMap((table, t) => (tables & (1 << t) ? table : []));
 }
 
 /**
- * Parameters shared by INSERT_SQL and UPDATE_SQL: $1 type, $2 id, $3 version, $4 last_updated,
- * $5 deleted, $6 content, $7 compartments, then the index arrays, then the method and the index
- * rows' digest; UPDATE adds the rid last.
+ * A resource's index rows in short: the same digest, the same rows. It begins with the mask of
+ * the tables they are in (`5:…`), so that an update knows where the rows it replaces can be.
  */
-function versionParams(v: NewVersion, index: unknown[][], digest = indexDigest(index)): unknown[] {
-  return [...rowParams(v), ...index, v.method, digest];
+function indexDigest(params: IndexParams): string {
+  return `${tablesWithRows(params)}:${hash('sha256', JSON.stringify(params), 'base64url')}`;
 }
 
-/** $1–$7 of versionParams: the resource's row. */
+/** The tables a stored digest says its resource has rows in; every table when it says nothing (none stored, or from before the mask). */
+function tablesOfDigest(digest: string | null | undefined): number {
+  const m = digest ? /^(\d+):/.exec(digest) : null;
+  return m ? Number(m[1]) & ALL_TABLES : ALL_TABLES;
+}
+
+/** $1–$7 of every write: the resource's row. */
 function rowParams(v: NewVersion): unknown[] {
   return [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments];
 }
 
-const INDEX = indexWriteCtes('r', 8);
-const METHOD = `$${INDEX.next}`;
-const DIGEST = `$${INDEX.next + 1}`;
-const RID = `$${INDEX.next + 2}`;
-
-/** The INSERT of a new resource; `skipExisting`: no row comes back when type/id exists, else that fails. */
-function insertSql(skipExisting: boolean): string {
-  return `WITH r AS (
-  INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments, index_digest)
-  VALUES ($1, $2, $3, $4, $5, $6, $7::text[], ${DIGEST})
-  ${skipExisting ? 'ON CONFLICT (type, id) DO NOTHING' : ''}
-  RETURNING rid
-),
-v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
-  SELECT r.rid, $3, $1, $2, $4, ${METHOD}, $6 FROM r),
-${INDEX.sql}
-SELECT rid FROM r`;
+/** How many parameter arrays the tables of `tables` take. */
+function arity(tables: number): number {
+  return INDEX_TABLES.reduce((n, t, i) => (tables & (1 << i) ? n + t.columns.length : n), 0);
 }
 
-const INSERT_SQL = insertSql(true);
-const INSERT_NEW_SQL = insertSql(false);
+/**
+ * The statements that write a resource, one per combination of index tables it writes to (at most
+ * 2^8 of each kind; a type makes a few). A statement names only the tables that get rows: every
+ * table it names is opened and locked with all its indexes, even for no rows: naming all eight, a
+ * create locked 45 relations, where a Goal's rows are in three tables (25 relations). Past 16 a
+ * transaction's locks go to PostgreSQL's shared lock table, which every backend contends for.
+ * Parameters: $1–$7 the row (rowParams), the tables' arrays (arraysOf), then the method and the
+ * index rows' digest; an update adds the rid last.
+ */
+const writeStatements = new Map<string, string>();
 
-/** The UPDATE of a resource's current version and its history row: `index` adds the rewriting of its index rows. */
-function updateSql(index: boolean): string {
-  const [method, rid] = index ? [METHOD, RID] : ['$8', '$9'];
-  return `WITH r AS (
-  UPDATE resources SET version = $3, last_updated = $4, deleted = $5, content = $6, compartments = $7::text[]${index ? `, index_digest = ${DIGEST}` : ''}
+function writeStatement(kind: 'insert' | 'insert-new' | 'update', tables: number): string {
+  const key = `${kind}:${tables}`;
+  let text = writeStatements.get(key);
+  if (text !== undefined) return text;
+  const rid = `$${8 + arity(tables) + 2}`;
+  const { ctes, next } = indexWriteCtes('r', 8, tables, kind === 'update' ? rid : undefined);
+  const [method, digest] = [`$${next}`, `$${next + 1}`];
+  const row =
+    kind === 'update'
+      ? `r AS (
+  UPDATE resources SET version = $3, last_updated = $4, deleted = $5, content = $6, compartments = $7::text[], index_digest = ${digest}
   WHERE rid = ${rid} AND version = $3::int - 1 RETURNING rid
-),
-v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
-  SELECT r.rid, $3, $1, $2, $4, ${method}, $6 FROM r)${index ? `,\n${indexWriteCtes('r', 8, RID).sql}` : ''}
-SELECT coalesce((SELECT rid FROM r), samplan_version_moved(${rid}::bigint)) AS rid`;
+)`
+      : `r AS (
+  INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments, index_digest)
+  VALUES ($1, $2, $3, $4, $5, $6, $7::text[], ${digest})
+  ${kind === 'insert' ? 'ON CONFLICT (type, id) DO NOTHING' : ''}
+  RETURNING rid
+)`;
+  text = `WITH ${[row, historyRow(method), ...ctes].join(',\n')}
+${kind === 'update' ? `SELECT coalesce((SELECT rid FROM r), samplan_version_moved(${rid}::bigint)) AS rid` : 'SELECT rid FROM r'}`;
+  writeStatements.set(key, text);
+  return text;
 }
+
+/** The CTE writing the history row of the version CTE `r` wrote. */
+function historyRow(method: string): string {
+  return `v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
+  SELECT r.rid, $3, $1, $2, $4, ${method}, $6 FROM r)`;
+}
+
+/**
+ * A write's statement and parameters: the version's row and its index rows, into the tables they
+ * are in — and, `replacing` a resource's rows, the tables its stored digest says they were in.
+ */
+function write(kind: 'insert' | 'insert-new' | 'update', v: NewVersion, params: IndexParams, digest: string, replacing?: { rid: number; indexDigest?: string | null }) {
+  const tables = tablesWithRows(params) | (replacing ? tablesOfDigest(replacing.indexDigest) : 0);
+  return { text: writeStatement(kind, tables), params: [...rowParams(v), ...arraysOf(params, tables), v.method, digest, ...(replacing ? [replacing.rid] : [])] };
+}
+
+/** A new resource's statement and parameters. */
+function create(kind: 'insert' | 'insert-new', v: NewVersion, index: IndexRows | undefined) {
+  const params = indexParams(index);
+  return write(kind, v, params, indexDigest(params));
+}
+
+/** An update that keeps the index rows (their digest is the stored one): the row and its history, $8 the method, $9 the rid. */
+const UPDATE_KEEPING_INDEX_SQL = `WITH r AS (
+  UPDATE resources SET version = $3, last_updated = $4, deleted = $5, content = $6, compartments = $7::text[]
+  WHERE rid = $9 AND version = $3::int - 1 RETURNING rid
+),
+${historyRow('$8')}
+SELECT coalesce((SELECT rid FROM r), samplan_version_moved($9::bigint)) AS rid`;
 
 /** SQLSTATE of an update that found its row at another version (migration 016). */
 const VERSION_MOVED = 'SP409';
@@ -211,8 +263,6 @@ async function failsAs(state: string, statement: Promise<unknown>): Promise<bool
   }
 }
 
-const UPDATE_SQL = updateSql(true);
-const UPDATE_KEEPING_INDEX_SQL = updateSql(false);
 
 /** A resource to insert as a whole, for `insertMany`: its version, index rows and published version. */
 export interface NewResource extends NewVersion {
@@ -247,7 +297,7 @@ function indexManyParams(owners: ReadonlyArray<{ index: IndexRows | undefined }>
 }
 
 /**
- * INSERT_SQL for many resources: the rows come in as parallel arrays (compartments joined with
+ * The insert of many resources: the rows come in as parallel arrays (compartments joined with
  * ','), each index row names its resource by position (`n`, 1-based) in them.
  */
 const INSERT_MANY_SQL = `WITH input AS (
@@ -339,7 +389,8 @@ export class ResourceStore {
 
   /** Inserts version 1 under an id the client chose (update as create). Returns undefined if (type, id) exists. */
   async insert(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<number | undefined> {
-    const rows = await q.query<{ rid: number }>(INSERT_SQL, versionParams(v, indexParams(index)));
+    const { text, params } = create('insert', v, index);
+    const rows = await q.query<{ rid: number }>(text, params);
     return rows[0]?.rid;
   }
 
@@ -349,7 +400,8 @@ export class ResourceStore {
    * down with it — so the caller need not wait for its answer (Transaction.expect).
    */
   async insertNew(q: Queryable, v: NewVersion, index: IndexRows | undefined): Promise<boolean> {
-    return failsAs(UNIQUE_VIOLATION, q.query(INSERT_NEW_SQL, versionParams(v, indexParams(index))));
+    const { text, params } = create('insert-new', v, index);
+    return failsAs(UNIQUE_VIOLATION, q.query(text, params));
   }
 
   /**
@@ -357,7 +409,8 @@ export class ResourceStore {
    * records no statement of the transaction reads.
    */
   insertWithCommit(tx: Transaction, v: NewVersion, index: IndexRows | undefined): void {
-    tx.defer({ text: INSERT_NEW_SQL, params: versionParams(v, indexParams(index)) });
+    const { text, params } = create('insert-new', v, index);
+    tx.defer({ text, params });
   }
 
   /**
@@ -406,7 +459,8 @@ export class ResourceStore {
     const params = indexParams(index);
     const digest = indexDigest(params);
     if (digest === target.indexDigest) return failsAs(VERSION_MOVED, q.query(UPDATE_KEEPING_INDEX_SQL, [...rowParams(v), v.method, target.rid]));
-    return failsAs(VERSION_MOVED, q.query(UPDATE_SQL, [...versionParams(v, params, digest), target.rid]));
+    const statement = write('update', v, params, digest, target);
+    return failsAs(VERSION_MOVED, q.query(statement.text, statement.params));
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { IndexRows } from '../../src/search/extract.js';
+import type { Transaction } from '../../src/store/db.js';
 import { ResourceStore, type NewVersion } from '../../src/store/resources.js';
 import { useTestDatabase } from '../support/db.js';
 
@@ -205,5 +206,36 @@ describe('an update whose searchable values did not change', () => {
     expect(await tokens(rid)).toEqual(['b']);
     expect(await lockedUpdate(id, 5, a)).toBe(true);
     expect(await tokens(rid)).toEqual(['a', 'marker']);
+  });
+});
+
+describe('the index tables a write names', () => {
+  /** The index tables the transaction holds a lock on: every table a statement names is opened and locked with all its indexes. */
+  const lockedTables = async (tx: Transaction) =>
+    (
+      await tx.query<{ relname: string }>(
+        "SELECT DISTINCT c.relname FROM pg_locks AS l JOIN pg_class AS c ON c.oid = l.relation WHERE l.pid = pg_backend_pid() AND c.relkind = 'r' AND c.relname LIKE 'idx\\_%' ORDER BY 1",
+      )
+    ).map((r) => r.relname);
+
+  it('are those its rows go to, and for an update those its rows were in', async () => {
+    const id = nextId();
+    const tokensAndReference = rows({ token: [[1, 'urn:s', 'a', null]], reference: [[5, 'Patient', 'p1', null, null]] });
+    const rid = await database().transaction(async (tx) => {
+      const made = await store.insert(tx, version(id, 1), tokensAndReference);
+      expect(await lockedTables(tx)).toEqual(['idx_reference', 'idx_token']);
+      return made as number;
+    });
+    await database().transaction(async (tx) => {
+      const current = await store.lock(tx, 'Goal', id);
+      // The reference rows go: their table is named, from the digest the lock read, though the new version has none there.
+      expect(await store.update(tx, current as { rid: number; indexDigest: string }, version(id, 2), rows({ date: [[4, '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z']] }))).toBe(true);
+      expect(await lockedTables(tx)).toEqual(['idx_date', 'idx_reference', 'idx_token']);
+    });
+    expect(await stored(rid)).toMatchObject({ token: [], reference: [], date: [expect.anything()] });
+    await database().transaction(async (tx) => {
+      await store.insert(tx, version(nextId(), 1), rows({}));
+      expect(await lockedTables(tx)).toEqual([]);
+    });
   });
 });
