@@ -5,7 +5,7 @@
  */
 import autocannon from 'autocannon';
 import type { Running } from './server.js';
-import { databaseCpuMs, type MachineLoad, measureMachine } from './machine.js';
+import { type MachineLoad, measureDatabase, measureMachine } from './machine.js';
 
 export type LoadRequest = autocannon.Request;
 
@@ -102,11 +102,11 @@ export async function runLoad(server: Running, scenario: Scenario, options: Load
   if (options.warmupSeconds > 0) await fire(server.url, scenario, options.connections, options.warmupSeconds, false);
   const stopSampling = server.sampleMemory();
   const cpuBefore = server.cpuMs();
-  const databaseBefore = databaseCpuMs();
+  const database = measureDatabase();
   const machine = measureMachine();
   const { result, times, failed } = await fire(server.url, scenario, options.connections, options.durationSeconds, true);
   const cpu = server.cpuMs() - cpuBefore;
-  const databaseCpu = databaseCpuMs() - databaseBefore;
+  const databaseCpu = database();
   const machineLoad = machine();
   const memory = stopSampling();
   const sorted = Float64Array.from(times).sort();

@@ -57,26 +57,37 @@ export function cpuOf(pid: number): number {
   }
 }
 
-/**
- * The CPU time all of this machine's PostgreSQL processes (backends, WAL writer, checkpointer, …)
- * have used, in ms: what the database server's side of a run costs. 0 with the embedded database
- * (it runs in the server's process) or a database on another machine. A backend that exits
- * during a run takes its time with it; the server's pool keeps its connections open.
- */
-export function databaseCpuMs(): number {
-  let total = 0;
+/** The CPU time each of this machine's PostgreSQL processes (backends, WAL writer, checkpointer, …) has used, in ms, by pid. */
+function databaseProcesses(): Map<number, number> {
+  const used = new Map<number, number>();
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
   } catch {
-    return 0;
+    return used;
   }
   for (const pid of pids) {
     try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += cpuOf(Number(pid));
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') used.set(Number(pid), cpuOf(Number(pid)));
     } catch {
       // gone since the listing
     }
   }
-  return total;
+  return used;
+}
+
+/**
+ * Starts measuring the database server's side of a run: the function returned gives the CPU time
+ * (ms) this machine's PostgreSQL processes have used since — 0 with the embedded database (it
+ * runs in the server's process) or a database on another machine. A process started since counts
+ * whole; one that exits before the end takes its time with it (the server's pool keeps its
+ * connections open), so the figure never runs backwards.
+ */
+export function measureDatabase(): () => number {
+  const before = databaseProcesses();
+  return () => {
+    let total = 0;
+    for (const [pid, used] of databaseProcesses()) total += used - (before.get(pid) ?? 0);
+    return total;
+  };
 }
