@@ -122,9 +122,9 @@ const ALL_TABLES = (1 << INDEX_TABLES.length) - 1;
  * against the rows as they were; both write only when `source` made its row (an update that does
  * not follow the stored version writes nothing).
  */
-function indexWriteCtes(source: string, first: number, tables: number, replacing?: string): { ctes: string[]; next: number } {
+function indexWriteCtes(source: string, first: number, tables: number, replacing?: string): string[] {
   let n = first;
-  const ctes = INDEX_TABLES.filter((_, t) => tables & (1 << t)).map(({ table, columns, casts }) => {
+  return INDEX_TABLES.filter((_, t) => tables & (1 << t)).map(({ table, columns, casts }) => {
     const rows = `unnest(${casts.map((c) => `$${n++}::${c}[]`).join(', ')}) AS u(${columns.join(', ')})`;
     if (!replacing) return `i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')}) SELECT ${source}.rid, u.* FROM ${source}, ${rows})`;
     const same = `(${columns.map((c) => `o.${c}`).join(', ')}) IS NOT DISTINCT FROM (${columns.map((c) => `u.${c}`).join(', ')})`;
@@ -132,7 +132,6 @@ function indexWriteCtes(source: string, first: number, tables: number, replacing
 i_${table} AS (INSERT INTO ${table} (rid, ${columns.join(', ')}) SELECT ${source}.rid, u.* FROM ${source}, ${rows}
   WHERE NOT EXISTS (SELECT 1 FROM ${table} AS o WHERE o.rid = ${replacing} AND ${same}))`;
   });
-  return { ctes, next: n };
 }
 
 /** A resource's index rows as parameter arrays: per table (in INDEX_TABLES' order), one array per column. */
@@ -174,75 +173,55 @@ function rowParams(v: NewVersion): unknown[] {
   return [v.type, v.id, v.version, v.lastUpdated, v.content === null, v.content, v.compartments];
 }
 
-/** How many parameter arrays the tables of `tables` take. */
-function arity(tables: number): number {
-  return INDEX_TABLES.reduce((n, t, i) => (tables & (1 << i) ? n + t.columns.length : n), 0);
-}
-
 /**
  * The statements that write a resource, one per combination of index tables it writes to (at most
  * 2^8 of each kind; a type makes a few). A statement names only the tables that get rows: every
  * table it names is opened and locked with all its indexes, even for no rows: naming all eight, a
  * create locked 45 relations, where a Goal's rows are in three tables (25 relations). Past 16 a
- * transaction's locks go to PostgreSQL's shared lock table, which every backend contends for.
- * Parameters: $1–$7 the row (rowParams), the tables' arrays (arraysOf), then the method and the
- * index rows' digest; an update adds the rid last.
+ * transaction's locks go to PostgreSQL's shared lock table, which every backend contends for. An
+ * update naming no table keeps the index rows as they are. Parameters: $1–$7 the row (rowParams),
+ * $8 the method, $9 the index rows' digest, for an update $10 the rid, then the tables' arrays
+ * (arraysOf).
  */
 const writeStatements = new Map<string, string>();
 
-function writeStatement(kind: 'insert' | 'insert-new' | 'update', tables: number): string {
+type WriteKind = 'insert' | 'insert-new' | 'update';
+
+function writeStatement(kind: WriteKind, tables: number): string {
   const key = `${kind}:${tables}`;
   let text = writeStatements.get(key);
   if (text !== undefined) return text;
-  const rid = `$${8 + arity(tables) + 2}`;
-  const { ctes, next } = indexWriteCtes('r', 8, tables, kind === 'update' ? rid : undefined);
-  const [method, digest] = [`$${next}`, `$${next + 1}`];
-  const row =
-    kind === 'update'
-      ? `r AS (
-  UPDATE resources SET version = $3, last_updated = $4, deleted = $5, content = $6, compartments = $7::text[], index_digest = ${digest}
-  WHERE rid = ${rid} AND version = $3::int - 1 RETURNING rid
+  const update = kind === 'update';
+  const row = update
+    ? `r AS (
+  UPDATE resources SET version = $3, last_updated = $4, deleted = $5, content = $6, compartments = $7::text[], index_digest = $9
+  WHERE rid = $10 AND version = $3::int - 1 RETURNING rid
 )`
-      : `r AS (
+    : `r AS (
   INSERT INTO resources (type, id, version, last_updated, deleted, content, compartments, index_digest)
-  VALUES ($1, $2, $3, $4, $5, $6, $7::text[], ${digest})
+  VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $9)
   ${kind === 'insert' ? 'ON CONFLICT (type, id) DO NOTHING' : ''}
   RETURNING rid
 )`;
-  text = `WITH ${[row, historyRow(method), ...ctes].join(',\n')}
-${kind === 'update' ? `SELECT coalesce((SELECT rid FROM r), samplan_version_moved(${rid}::bigint)) AS rid` : 'SELECT rid FROM r'}`;
+  const history = `v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
+  SELECT r.rid, $3, $1, $2, $4, $8, $6 FROM r)`;
+  const index = update ? indexWriteCtes('r', 11, tables, '$10') : indexWriteCtes('r', 10, tables);
+  text = `WITH ${[row, history, ...index].join(',\n')}
+${update ? 'SELECT coalesce((SELECT rid FROM r), samplan_version_moved($10::bigint)) AS rid' : 'SELECT rid FROM r'}`;
   writeStatements.set(key, text);
   return text;
 }
 
-/** The CTE writing the history row of the version CTE `r` wrote. */
-function historyRow(method: string): string {
-  return `v AS (INSERT INTO resource_versions (rid, version, type, id, last_updated, method, content)
-  SELECT r.rid, $3, $1, $2, $4, ${method}, $6 FROM r)`;
+/** A write's statement and parameters: the version's row, and its index rows into the tables of `tables`. */
+function write(kind: WriteKind, v: NewVersion, params: IndexParams, digest: string, tables: number, rid?: number) {
+  return { text: writeStatement(kind, tables), params: [...rowParams(v), v.method, digest, ...(rid === undefined ? [] : [rid]), ...arraysOf(params, tables)] };
 }
 
-/**
- * A write's statement and parameters: the version's row and its index rows, into the tables they
- * are in — and, `replacing` a resource's rows, the tables its stored digest says they were in.
- */
-function write(kind: 'insert' | 'insert-new' | 'update', v: NewVersion, params: IndexParams, digest: string, replacing?: { rid: number; indexDigest?: string | null }) {
-  const tables = tablesWithRows(params) | (replacing ? tablesOfDigest(replacing.indexDigest) : 0);
-  return { text: writeStatement(kind, tables), params: [...rowParams(v), ...arraysOf(params, tables), v.method, digest, ...(replacing ? [replacing.rid] : [])] };
-}
-
-/** A new resource's statement and parameters. */
+/** A new resource's statement and parameters: its index rows into the tables they are in. */
 function create(kind: 'insert' | 'insert-new', v: NewVersion, index: IndexRows | undefined) {
   const params = indexParams(index);
-  return write(kind, v, params, indexDigest(params));
+  return write(kind, v, params, indexDigest(params), tablesWithRows(params));
 }
-
-/** An update that keeps the index rows (their digest is the stored one): the row and its history, $8 the method, $9 the rid. */
-const UPDATE_KEEPING_INDEX_SQL = `WITH r AS (
-  UPDATE resources SET version = $3, last_updated = $4, deleted = $5, content = $6, compartments = $7::text[]
-  WHERE rid = $9 AND version = $3::int - 1 RETURNING rid
-),
-${historyRow('$8')}
-SELECT coalesce((SELECT rid FROM r), samplan_version_moved($9::bigint)) AS rid`;
 
 /** SQLSTATE of an update that found its row at another version (migration 016). */
 const VERSION_MOVED = 'SP409';
@@ -458,9 +437,10 @@ export class ResourceStore {
   async update(q: Queryable, target: { rid: number; indexDigest?: string | null }, v: NewVersion, index: IndexRows | undefined): Promise<boolean> {
     const params = indexParams(index);
     const digest = indexDigest(params);
-    if (digest === target.indexDigest) return failsAs(VERSION_MOVED, q.query(UPDATE_KEEPING_INDEX_SQL, [...rowParams(v), v.method, target.rid]));
-    const statement = write('update', v, params, digest, target);
-    return failsAs(VERSION_MOVED, q.query(statement.text, statement.params));
+    // The rows' tables, and those the stored digest says the rows it replaces are in; none when the rows are the stored ones.
+    const tables = digest === target.indexDigest ? 0 : tablesWithRows(params) | tablesOfDigest(target.indexDigest);
+    const { text, params: values } = write('update', v, params, digest, tables, target.rid);
+    return failsAs(VERSION_MOVED, q.query(text, values));
   }
 
   /**

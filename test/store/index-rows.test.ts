@@ -238,4 +238,17 @@ describe('the index tables a write names', () => {
       expect(await lockedTables(tx)).toEqual([]);
     });
   });
+
+  it('are all eight for a row whose digest is from before the digest named its tables', async () => {
+    const id = nextId();
+    const rid = (await store.insert(database(), version(id, 1), rows({ reference: [[5, 'Patient', 'p1', null, null]] }))) as number;
+    // As a release before this one stored it: the hash alone.
+    await database().query("UPDATE resources SET index_digest = 'e3b0c44298fc1c149afbf4c8996fb924' WHERE rid = $1", [rid]);
+    await database().transaction(async (tx) => {
+      const current = await store.lock(tx, 'Goal', id);
+      expect(await store.update(tx, current as { rid: number; indexDigest: string }, version(id, 2), rows({ token: [[1, 'urn:s', 'a', null]] }))).toBe(true);
+      expect(await lockedTables(tx)).toHaveLength(8);
+    });
+    expect(await stored(rid)).toMatchObject({ token: [{ row: [1, 'urn:s', 'a', null] }], reference: [], date: [] });
+  });
 });
